@@ -1,0 +1,124 @@
+//! Layered configuration: the checked-in `config/default.toml`, then an
+//! optional file named by `STRATA_CONFIG`, then `STRATA__SECTION__KEY`
+//! environment variables.
+//!
+//! Each binary deserialises the sections it needs; the sections shared by the
+//! server and the migrator are defined here.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The checked-in defaults, compiled in so binaries run from any directory.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
+
+/// A configuration value that is missing or unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Reads the layered configuration into `T`.
+pub fn load<T: DeserializeOwned>() -> Result<T, ConfigError> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULT_CONFIG,
+        config::FileFormat::Toml,
+    ));
+    if let Ok(path) = std::env::var("STRATA_CONFIG") {
+        builder = builder.add_source(config::File::with_name(&path).required(true));
+    }
+    let settings = builder
+        .add_source(
+            config::Environment::with_prefix("STRATA")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()?;
+    Ok(settings.try_deserialize()?)
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "database.url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        if !(1..=1000).contains(&self.pool_size) {
+            return Err(invalid("database.pool_size", "must be between 1 and 1000"));
+        }
+        if self.acquire_timeout_ms == 0 {
+            return Err(invalid("database.acquire_timeout_ms", "must be above 0"));
+        }
+        Ok(())
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl RedisSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        redis::Client::open(self.url.as_str()).map_err(|e| invalid("redis.url", e.to_string()))?;
+        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
+            return Err(invalid(
+                "redis.prefix",
+                "must be non-empty and without white space",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[tenancy]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenancySettings {
+    pub base_domain: String,
+    pub allow_tenant_header: bool,
+    pub cache_ttl_secs: u64,
+}
+
+impl TenancySettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match crate::host::normalize(&self.base_domain) {
+            Ok(h) if h == self.base_domain => Ok(()),
+            _ => Err(invalid(
+                "tenancy.base_domain",
+                "must be a lower-case host name without port, such as example.com",
+            )),
+        }?;
+        if self.cache_ttl_secs == 0 {
+            return Err(invalid("tenancy.cache_ttl_secs", "must be above 0"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! Announcements of tenant changes over Redis pub/sub, so every server
+//! process drops its cached view of a tenant at once.
+
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// Publishes "tenant changed" on the deployment's Redis channel.
+#[derive(Clone)]
+pub struct TenantEvents {
+    client: redis::Client,
+    channel: String,
+    conn: std::sync::Arc<OnceCell<ConnectionManager>>,
+}
+
+impl TenantEvents {
+    /// Events on channel `<prefix>:tenant-changed` of the Redis at `client`.
+    pub fn new(client: redis::Client, prefix: &str) -> Self {
+        Self {
+            client,
+            channel: Self::channel_name(prefix),
+            conn: Default::default(),
+        }
+    }
+
+    pub fn channel_name(prefix: &str) -> String {
+        format!("{prefix}:tenant-changed")
+    }
+
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Announces that tenant `id` changed. The change is already committed,
+    /// so a failure here cannot undo it: it is logged, and servers fall back
+    /// to their cache lifetime (they stop caching while Redis is away).
+    pub async fn tenant_changed(&self, id: Uuid) {
+        if let Err(err) = self.publish(&id.to_string()).await {
+            tracing::warn!(%id, error = %err, "could not announce tenant change over redis");
+        }
+    }
+
+    async fn publish(&self, message: &str) -> Result<(), redis::RedisError> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| self.client.get_connection_manager())
+            .await?;
+        let mut conn = conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(message)
+            .query_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
+    }
+}

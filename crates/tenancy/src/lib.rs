@@ -1,0 +1,25 @@
+//! Tenancy: the tenant registry, Host → tenant resolution, schema naming,
+//! tenant-scoped transactions, provisioning and per-tenant migrations.
+//!
+//! Tenant data is reachable only through [`TenantTx`], which can only be
+//! started from a [`Tenant`] read from the registry.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod host;
+pub mod migrate;
+pub mod provision;
+pub mod registry;
+pub mod resolver;
+pub mod scope;
+pub mod slug;
+
+pub use error::Error;
+pub use events::TenantEvents;
+pub use provision::NewTenant;
+pub use registry::{Registry, Tenant, TenantDomain, TenantStatus};
+pub use resolver::{Resolution, ResolveError, Resolver};
+pub use scope::TenantTx;
+pub use slug::{SchemaName, Slug, SlugError};

@@ -1,0 +1,146 @@
+//! Creating tenants: registry row, schema, every tenant migration and custom
+//! domains, in one transaction.
+
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm_migration::MigrationTrait;
+use uuid::Uuid;
+
+use crate::error::{Error, is_duplicate};
+use crate::host::normalize;
+use crate::migrate::apply_pending;
+use crate::registry::{Registry, Tenant, stmt};
+use crate::slug::Slug;
+
+/// A tenant to create, checked field by field before anything is written.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    slug: Slug,
+    display_name: String,
+    domains: Vec<String>,
+}
+
+impl NewTenant {
+    /// `display_name` is trimmed; it must be 1 to 200 characters with no
+    /// control characters. Each domain must be a host name outside the base
+    /// domain (hosts under it are subdomains, served by slug); the first is
+    /// the primary one.
+    pub fn new(
+        slug: Slug,
+        display_name: &str,
+        domains: &[String],
+        base_domain: &str,
+    ) -> Result<Self, Error> {
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(Error::InvalidDisplayName("must be 1 to 200 characters"));
+        }
+        if display_name.chars().any(char::is_control) {
+            return Err(Error::InvalidDisplayName(
+                "must not contain control characters",
+            ));
+        }
+        let mut hosts = Vec::with_capacity(domains.len());
+        for raw in domains {
+            let host = normalize(raw)
+                .ok()
+                .filter(|h| h == raw.trim_end_matches('.').to_ascii_lowercase().as_str())
+                .ok_or_else(|| Error::InvalidDomain(raw.clone(), "not a host name"))?;
+            if host == base_domain || host.ends_with(&format!(".{base_domain}")) {
+                return Err(Error::InvalidDomain(
+                    raw.clone(),
+                    "hosts under the base domain are served by slug already",
+                ));
+            }
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        Ok(Self {
+            slug,
+            display_name: display_name.to_owned(),
+            domains: hosts,
+        })
+    }
+
+    pub fn slug(&self) -> &Slug {
+        &self.slug
+    }
+}
+
+impl Registry {
+    /// Creates a tenant with the shipped tenant migrations.
+    pub async fn create(&self, new: &NewTenant) -> Result<Tenant, Error> {
+        self.create_with(new, &crate::migrate::tenant_migrations())
+            .await
+    }
+
+    /// Creates a tenant, applying `migrations` to its new schema. Either the
+    /// tenant is registered, its schema fully migrated and its domains
+    /// recorded, or nothing at all is left behind.
+    pub async fn create_with(
+        &self,
+        new: &NewTenant,
+        migrations: &[Box<dyn MigrationTrait>],
+    ) -> Result<Tenant, Error> {
+        let schema = new.slug.schema_name();
+        let txn = self.db().begin().await?;
+        let sql = format!(
+            "INSERT INTO public.tenants AS t (id, slug, schema_name, display_name, status) \
+             VALUES ($1, $2, $3, $4, 'provisioning') RETURNING {}",
+            crate::registry::TENANT_COLUMNS
+        );
+        let inserted = crate::registry::TenantRow::find_by_statement_one(
+            &txn,
+            stmt(
+                &sql,
+                [
+                    Uuid::now_v7().into(),
+                    new.slug.as_str().into(),
+                    schema.as_str().into(),
+                    new.display_name.as_str().into(),
+                ],
+            ),
+        )
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(e) if is_duplicate(&e) => return Err(Error::TenantExists(new.slug.clone())),
+            Err(e) => return Err(e.into()),
+        };
+        match txn
+            .execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate(&e) => return Err(Error::OrphanSchema(schema)),
+            Err(e) => return Err(e.into()),
+        }
+        apply_pending(&txn, &schema, migrations).await?;
+        for (i, host) in new.domains.iter().enumerate() {
+            let res = txn
+                .execute_raw(stmt(
+                    "INSERT INTO public.tenant_domains (host, tenant_id, is_primary) \
+                     VALUES ($1, $2, $3)",
+                    [host.as_str().into(), row.id.into(), (i == 0).into()],
+                ))
+                .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => return Err(Error::DomainTaken(host.clone())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let sql = format!(
+            "UPDATE public.tenants t SET status = 'active', updated_at = now() \
+             WHERE t.id = $1 RETURNING {}",
+            crate::registry::TENANT_COLUMNS
+        );
+        let row =
+            crate::registry::TenantRow::find_by_statement_one(&txn, stmt(&sql, [row.id.into()]))
+                .await?;
+        txn.commit().await?;
+        let tenant = Tenant::try_from(row)?;
+        self.events().tenant_changed(tenant.id()).await;
+        Ok(tenant)
+    }
+}

@@ -1,0 +1,63 @@
+//! Tenant-scoped transactions: the only way to reach a tenant's tables.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+
+use crate::error::Error;
+use crate::registry::{Tenant, stmt};
+use crate::slug::SchemaName;
+
+/// A transaction whose `search_path` is the tenant's schema, then `public`.
+///
+/// `search_path` is set with `SET LOCAL` semantics, so it ends with the
+/// transaction and never leaks to the next user of the pooled connection
+/// (nor across PgBouncer's transaction pooling). Starting one checks that the
+/// schema exists: PostgreSQL would otherwise fall through to `public`.
+pub struct TenantTx {
+    txn: DatabaseTransaction,
+    schema: SchemaName,
+}
+
+impl TenantTx {
+    pub async fn begin(db: &DatabaseConnection, tenant: &Tenant) -> Result<Self, Error> {
+        let txn = db.begin().await?;
+        let schema = tenant.schema().clone();
+        let path = format!("{}, public", schema.quoted());
+        let set = txn
+            .query_one_raw(stmt(
+                "SELECT set_config('search_path', $1, true) \
+                 FROM pg_namespace WHERE nspname = $2",
+                [path.into(), schema.as_str().into()],
+            ))
+            .await?;
+        if set.is_none() {
+            txn.rollback().await?;
+            return Err(Error::SchemaMissing(schema));
+        }
+        Ok(Self { txn, schema })
+    }
+
+    /// The connection to run the tenant's queries on.
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    pub fn schema(&self) -> &SchemaName {
+        &self.schema
+    }
+
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl std::ops::Deref for TenantTx {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}

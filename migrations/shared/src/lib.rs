@@ -1,0 +1,21 @@
+//! Migrations of the `public` schema: the tenant registry and platform tables.
+//!
+//! One migration per file; the file name is the migration's version.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_tenants;
+mod m20261122_000002_create_platform_operators;
+
+/// The shared (public schema) migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_tenants::Migration),
+            Box::new(m20261122_000002_create_platform_operators::Migration),
+        ]
+    }
+}

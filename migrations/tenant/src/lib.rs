@@ -1,0 +1,35 @@
+//! Migrations of every tenant's schema: the CRM tables.
+//!
+//! They run with `search_path` set to the tenant's schema alone, so the
+//! unqualified names below land in that schema and nowhere else. One migration
+//! per file; the file name is the migration's version. Tenant migrations never
+//! reference the `public` schema, so a tenant schema can be dropped or moved
+//! on its own.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_branches;
+mod m20261122_000002_create_users_and_roles;
+mod m20261122_000003_create_clients_and_contacts;
+mod m20261122_000004_create_tasks_and_notes;
+
+/// The tenant migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_branches::Migration),
+            Box::new(m20261122_000002_create_users_and_roles::Migration),
+            Box::new(m20261122_000003_create_clients_and_contacts::Migration),
+            Box::new(m20261122_000004_create_tasks_and_notes::Migration),
+        ]
+    }
+}
+
+/// Runs one SQL script (several statements) in a single round trip.
+async fn run(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await?;
+    Ok(())
+}
