@@ -1,1 +1,9 @@
+//! The Strata HTTP server: configuration, telemetry, middleware, routes and
+//! the application factory.
 
+pub mod configuration;
+pub mod error;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

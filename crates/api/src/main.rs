@@ -1,1 +1,38 @@
-fn main() {}
+//! `strata-server`: serves the Strata API.
+
+use std::process::ExitCode;
+
+use api::configuration::Settings;
+use api::startup::Application;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("strata-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    api::telemetry::init(&settings.log);
+    let app = match Application::build(&settings).await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start");
+            eprintln!("strata-server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        port = app.port(),
+        base_domain = %settings.tenancy.base_domain,
+        "strata-server listening"
+    );
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -23,6 +23,16 @@ impl TenantEvents {
         }
     }
 
+    /// Events on the Redis and prefix of `settings`.
+    pub fn from_settings(
+        settings: &crate::config::RedisSettings,
+    ) -> Result<Self, redis::RedisError> {
+        Ok(Self::new(
+            redis::Client::open(settings.url.as_str())?,
+            &settings.prefix,
+        ))
+    }
+
     pub fn channel_name(prefix: &str) -> String {
         format!("{prefix}:tenant-changed")
     }

@@ -1,0 +1,91 @@
+//! The server's settings: `config/default.toml`, then `STRATA_CONFIG`, then
+//! `STRATA__SECTION__KEY` environment variables (see `tenancy::config`).
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use tenancy::config::{ConfigError, DatabaseSettings, RedisSettings, TenancySettings};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub tenancy: TenancySettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub workers: usize,
+}
+
+/// `[auth]`
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Loads and checks the settings; an error names the offending key.
+    pub fn load() -> Result<Self, ConfigError> {
+        let settings: Self = tenancy::config::load()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.database.validate()?;
+        self.redis.validate()?;
+        self.tenancy.validate()?;
+        if self.auth.jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                key: "auth.jwt_secret",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        if self.log.level.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "log.level",
+                reason: "must name a level such as info".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                key: "server.listen",
+                reason: format!("`{}`: {e}", self.server.listen),
+            })
+    }
+}

@@ -1,0 +1,131 @@
+//! The API's errors and their problem+json (RFC 9457) responses.
+//!
+//! Client errors say what was wrong; server errors say only that something
+//! failed and carry the request id to find the log line.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use tenancy::ResolveError;
+use tenancy::host::HostError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the Host header is missing or is not a valid host name")]
+    BadHost,
+    #[error("no tenant is served at this host")]
+    NoTenant,
+    #[error("tenant `{0}` is suspended; contact your administrator")]
+    Suspended(String),
+    #[error("this route is served on a tenant's host, not on the platform domain")]
+    NotTenantHost,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("malformed request body: {0}")]
+    BadBody(String),
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadHost => "Bad host",
+            Self::NoTenant | Self::NotTenantHost => "Tenant not found",
+            Self::Suspended(_) => "Tenant suspended",
+            Self::RouteNotFound => "Not found",
+            Self::BadBody(_) => "Malformed request",
+            Self::Unavailable(_) => "Service unavailable",
+            Self::Internal(_) => "Internal server error",
+        }
+    }
+}
+
+impl From<tenancy::Error> for ApiError {
+    fn from(err: tenancy::Error) -> Self {
+        match err {
+            tenancy::Error::Database(sea_orm::DbErr::ConnectionAcquire(_)) => {
+                Self::Unavailable("database")
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        tenancy::Error::from(err).into()
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(err: ResolveError) -> Self {
+        match err {
+            ResolveError::Host(HostError::Malformed) => Self::BadHost,
+            ResolveError::Host(HostError::NoTenant) => Self::NoTenant,
+            ResolveError::Suspended(slug) => Self::Suspended(slug),
+            ResolveError::Registry(e) => e.into(),
+        }
+    }
+}
+
+/// The problem+json body.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadHost | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::NoTenant | Self::NotTenantHost | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::Suspended(_) => StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            match self {
+                Self::Unavailable(_) => "The service is briefly unavailable; retry shortly.",
+                _ => "The server failed to handle this request; quote the x-request-id header when reporting it.",
+            }
+            .to_owned()
+        } else {
+            self.to_string()
+        };
+        let code = match self {
+            Self::Suspended(_) => Some("tenant_suspended"),
+            Self::NoTenant => Some("tenant_not_found"),
+            _ => None,
+        };
+        let mut res = HttpResponse::build(status);
+        res.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if let Self::Unavailable(_) = self {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        res.json(Problem {
+            kind: "about:blank",
+            title: self.title(),
+            status: status.as_u16(),
+            detail,
+            code,
+        })
+    }
+}

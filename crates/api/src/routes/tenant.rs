@@ -1,0 +1,102 @@
+//! The resolved tenant's own information and table statistics.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::FromQueryResult;
+use serde::Serialize;
+use tenancy::{TenantDomain, TenantStatus, TenantTx};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::startup::AppState;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tenant", web::get().to(show))
+        .route("/tenant/stats", web::get().to(stats));
+}
+
+#[derive(Serialize)]
+struct TenantInfo<'a> {
+    id: Uuid,
+    slug: &'a str,
+    display_name: &'a str,
+    status: TenantStatus,
+    domains: Vec<TenantDomain>,
+    created_at: DateTime<Utc>,
+}
+
+/// GET /api/v1/tenant: the tenant this host resolves to.
+async fn show(state: web::Data<AppState>, tenant: CurrentTenant) -> Result<HttpResponse, ApiError> {
+    let t = &tenant.0;
+    let domains = state.resolver.registry().domains(t).await?;
+    Ok(HttpResponse::Ok().json(TenantInfo {
+        id: t.id(),
+        slug: t.slug().as_str(),
+        display_name: t.display_name(),
+        status: t.status(),
+        domains,
+        created_at: t.created_at(),
+    }))
+}
+
+/// Row counts of the tenant's tables, read in its own schema.
+#[derive(FromQueryResult)]
+struct Counts {
+    schema: String,
+    users: i64,
+    roles: i64,
+    branches: i64,
+    clients: i64,
+    contacts: i64,
+    tasks: i64,
+    notes: i64,
+}
+
+#[derive(Serialize)]
+struct Stats {
+    tenant: String,
+    schema: String,
+    tables: BTreeMap<&'static str, i64>,
+}
+
+const COUNTS_SQL: &str = "SELECT current_schema()::text AS schema, \
+    (SELECT count(*) FROM users) AS users, \
+    (SELECT count(*) FROM roles) AS roles, \
+    (SELECT count(*) FROM branches) AS branches, \
+    (SELECT count(*) FROM clients) AS clients, \
+    (SELECT count(*) FROM contacts) AS contacts, \
+    (SELECT count(*) FROM tasks) AS tasks, \
+    (SELECT count(*) FROM notes) AS notes";
+
+/// GET /api/v1/tenant/stats: row counts per table of the tenant's schema.
+async fn stats(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+) -> Result<HttpResponse, ApiError> {
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let counts = Counts::find_by_statement(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        COUNTS_SQL,
+    ))
+    .one(tx.conn())
+    .await?
+    .ok_or_else(|| ApiError::Internal("count query returned no row".into()))?;
+    tx.commit().await?;
+    let tables = BTreeMap::from([
+        ("users", counts.users),
+        ("roles", counts.roles),
+        ("branches", counts.branches),
+        ("clients", counts.clients),
+        ("contacts", counts.contacts),
+        ("tasks", counts.tasks),
+        ("notes", counts.notes),
+    ]);
+    Ok(HttpResponse::Ok().json(Stats {
+        tenant: tenant.0.slug().to_string(),
+        schema: counts.schema,
+        tables,
+    }))
+}

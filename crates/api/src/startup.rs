@@ -1,0 +1,127 @@
+//! Builds the application: connections, the tenant resolver and its cache
+//! listener, and the HTTP server bound to its listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
+use tenancy::{Registry, Resolver, TenantEvents};
+
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::middleware::request_span::request_span;
+
+/// What every handler shares.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub redis: redis::Client,
+    pub resolver: Arc<Resolver>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] tenancy::config::ConfigError),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("bad Redis URL: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A built server, listening but not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    listener_task: tokio::task::JoinHandle<()>,
+    resolver: Arc<Resolver>,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let addr = settings.listen_addr()?;
+        let db = tenancy::db::connect(&settings.database).await?;
+        let redis = redis::Client::open(settings.redis.url.as_str())?;
+        let events = TenantEvents::new(redis.clone(), &settings.redis.prefix);
+        let registry = Registry::new(db.clone(), events);
+        let resolver = Arc::new(Resolver::new(
+            registry,
+            settings.tenancy.base_domain.clone(),
+            settings.tenancy.allow_tenant_header,
+            Duration::from_secs(settings.tenancy.cache_ttl_secs),
+        ));
+        let listener_task = resolver.spawn_invalidation_listener();
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            db,
+            redis,
+            resolver: Arc::clone(&resolver),
+        });
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .error_handler(|err, _| ApiError::BadBody(err.to_string()).into()),
+                )
+                .wrap(Compress::default())
+                .wrap(from_fn(request_span))
+                .configure(crate::routes::config)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
+                }))
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            listener_task,
+            resolver,
+        })
+    }
+
+    /// The bound port (useful when `server.listen` asks for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The tenant resolver (to wait until its cache listener is up).
+    pub fn resolver(&self) -> Arc<Resolver> {
+        Arc::clone(&self.resolver)
+    }
+
+    /// Serves until the process is told to stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.listener_task.abort();
+        result
+    }
+}

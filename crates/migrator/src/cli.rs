@@ -1,0 +1,113 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strata's migrator: shared and per-tenant migrations, tenant lifecycle.
+///
+/// Exit codes: 0 success; 1 something failed (for `tenants up`, at least
+/// one tenant); 2 bad input or configuration.
+#[derive(Debug, Parser)]
+#[command(name = "migrator", version, about, long_about = None)]
+pub struct Cli {
+    /// PostgreSQL URL (default: database.url from configuration).
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrations of the public schema (the tenant registry).
+    #[command(subcommand)]
+    Shared(SharedCommand),
+    /// Apply one tenant's pending migrations.
+    MigrateTenant {
+        slug: String,
+        /// Create the tenant first if it does not exist.
+        #[arg(long)]
+        create: bool,
+        /// Display name when creating (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Migrations across many tenants.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Tenant lifecycle: create, list, suspend, resume, delete.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SharedCommand {
+    /// Apply pending shared migrations.
+    Up,
+    /// Revert the newest shared migrations.
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List shared migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Selection {
+    /// Every registered tenant.
+    #[arg(long)]
+    pub all: bool,
+    /// This tenant (repeatable).
+    #[arg(long = "tenant", value_name = "SLUG")]
+    pub tenants: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Apply pending tenant migrations; each tenant in its own locked
+    /// transaction, failures reported without stopping the others.
+    Up {
+        #[command(flatten)]
+        selection: Selection,
+        /// Tenants migrated at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
+    /// Applied and pending migrations of each tenant.
+    Status {
+        /// Only this tenant (repeatable); all when absent.
+        #[arg(long = "tenant", value_name = "SLUG")]
+        tenants: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Register a tenant, create and migrate its schema, atomically.
+    Create {
+        slug: String,
+        /// Display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// A custom domain (repeatable; the first is primary).
+        #[arg(long = "domain", value_name = "HOST")]
+        domains: Vec<String>,
+    },
+    /// List tenants.
+    List,
+    /// Refuse a tenant's requests (403) until resumed.
+    Suspend { slug: String },
+    /// Serve a suspended tenant again.
+    Resume { slug: String },
+    /// Drop a tenant's schema and registry rows. Irreversible.
+    Delete {
+        slug: String,
+        /// Repeat the slug to confirm.
+        #[arg(long, value_name = "SLUG")]
+        confirm: Option<String>,
+    },
+}

@@ -1,0 +1,415 @@
+//! What each subcommand does.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm_migration::{MigrationStatus, MigratorTrait};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tenancy::config::{ConfigError, DatabaseSettings, RedisSettings, TenancySettings};
+use tenancy::error::parse_slug;
+use tenancy::migrate::{self, TenantOutcome};
+use tenancy::{NewTenant, Registry, Tenant, TenantEvents};
+
+use crate::cli::{Cli, Command, Selection, SharedCommand, TenantCommand, TenantsCommand};
+use crate::output::Output;
+
+/// Why a command did not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Tenancy(tenancy::Error),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+impl From<tenancy::Error> for CliError {
+    fn from(err: tenancy::Error) -> Self {
+        use tenancy::Error as E;
+        match err {
+            E::InvalidSlug { .. }
+            | E::InvalidDisplayName(_)
+            | E::InvalidDomain(..)
+            | E::TenantExists(_)
+            | E::DomainTaken(_)
+            | E::OrphanSchema(_)
+            | E::TenantNotFound(_) => Self::Input(err.to_string()),
+            other => Self::Tenancy(other),
+        }
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Config(_) | Self::Input(_) => ExitCode::from(2),
+            Self::Tenancy(_) | Self::Database(_) => ExitCode::FAILURE,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Settings {
+    database: DatabaseSettings,
+    redis: RedisSettings,
+    tenancy: TenancySettings,
+}
+
+struct Context {
+    db: DatabaseConnection,
+    registry: Registry,
+    settings: Settings,
+    out: Output,
+}
+
+async fn context(cli: &Cli, pool_size: u32) -> Result<Context, CliError> {
+    let mut settings: Settings = tenancy::config::load()?;
+    if let Some(url) = &cli.database_url {
+        settings.database.url.clone_from(url);
+    }
+    settings.database.validate()?;
+    settings.redis.validate()?;
+    settings.tenancy.validate()?;
+    let mut options = ConnectOptions::new(settings.database.url.clone());
+    options
+        .max_connections(pool_size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(600))
+        .connect_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .set_schema_search_path("public")
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    let events = TenantEvents::from_settings(&settings.redis)
+        .map_err(|e| CliError::Input(format!("redis.url: {e}")))?;
+    let registry = Registry::new(db.clone(), events);
+    Ok(Context {
+        db,
+        registry,
+        settings,
+        out: Output { json: cli.json },
+    })
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match &cli.command {
+        Command::Shared(cmd) => shared(&context(&cli, 1).await?, cmd).await,
+        Command::MigrateTenant { slug, create, name } => {
+            migrate_one(&context(&cli, 2).await?, slug, *create, name.as_deref()).await
+        }
+        Command::Tenants(TenantsCommand::Up {
+            selection,
+            concurrency,
+        }) => {
+            let ctx = context(&cli, u32::from(*concurrency) + 1).await?;
+            tenants_up(&ctx, selection, usize::from(*concurrency)).await
+        }
+        Command::Tenants(TenantsCommand::Status { tenants }) => {
+            tenants_status(&context(&cli, 2).await?, tenants).await
+        }
+        Command::Tenant(cmd) => tenant(&context(&cli, 2).await?, cmd).await,
+    }
+}
+
+/// First key of the advisory lock held while shared migrations run.
+const SHARED_LOCK: i64 = 0x5354_5241_0000_0001;
+
+async fn shared(ctx: &Context, cmd: &SharedCommand) -> Result<ExitCode, CliError> {
+    use migration_shared::Migrator;
+    // The pool has one connection, so the session lock below is held by the
+    // same session that runs the migrations.
+    let lock = |f: &'static str| format!("SELECT {f}({SHARED_LOCK})");
+    match cmd {
+        SharedCommand::Status => {}
+        _ => {
+            ctx.db.execute_unprepared(&lock("pg_advisory_lock")).await?;
+        }
+    }
+    let result = match cmd {
+        SharedCommand::Up => Migrator::up(&ctx.db, None).await,
+        SharedCommand::Down { steps } => Migrator::down(&ctx.db, Some(*steps)).await,
+        SharedCommand::Status => Ok(()),
+    };
+    if !matches!(cmd, SharedCommand::Status) {
+        ctx.db
+            .execute_unprepared(&lock("pg_advisory_unlock"))
+            .await?;
+    }
+    result?;
+    let migrations = Migrator::get_migration_with_status(&ctx.db).await?;
+    #[derive(Serialize)]
+    struct Row {
+        version: String,
+        applied: bool,
+    }
+    let rows: Vec<Row> = migrations
+        .iter()
+        .map(|m| Row {
+            version: m.name().to_owned(),
+            applied: m.status() == MigrationStatus::Applied,
+        })
+        .collect();
+    ctx.out.emit(&json!({ "shared": rows }), || {
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{}  {}",
+                    if r.applied { "applied" } else { "pending" },
+                    r.version
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate_one(
+    ctx: &Context,
+    slug: &str,
+    create: bool,
+    name: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let slug = parse_slug(slug)?;
+    let outcome = match ctx.registry.find_by_slug(&slug).await? {
+        Some(tenant) => {
+            let applied =
+                migrate::migrate_tenant(&ctx.db, &tenant, &migrate::tenant_migrations()).await?;
+            if applied.is_empty() {
+                TenantOutcome::UpToDate {
+                    slug: slug.to_string(),
+                }
+            } else {
+                TenantOutcome::Migrated {
+                    slug: slug.to_string(),
+                    applied,
+                }
+            }
+        }
+        None if create => {
+            let new = NewTenant::new(
+                slug.clone(),
+                name.unwrap_or(slug.as_str()),
+                &[],
+                &ctx.settings.tenancy.base_domain,
+            )?;
+            ctx.registry.create(&new).await?;
+            TenantOutcome::Migrated {
+                slug: slug.to_string(),
+                applied: migrate::tenant_migrations()
+                    .iter()
+                    .map(|m| m.name().to_owned())
+                    .collect(),
+            }
+        }
+        None => {
+            return Err(CliError::Input(format!(
+                "no tenant `{slug}`; pass --create to provision it"
+            )));
+        }
+    };
+    ctx.out.emit(&outcome, || match &outcome {
+        TenantOutcome::UpToDate { slug } => format!("{slug}: up to date"),
+        TenantOutcome::Migrated { slug, applied } => {
+            format!("{slug}: applied {}", applied.join(", "))
+        }
+        TenantOutcome::Failed { slug, error } => format!("{slug}: {error}"),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The tenants a selection names; an unknown slug is an input error.
+async fn select(ctx: &Context, slugs: &[String]) -> Result<Vec<Tenant>, CliError> {
+    if slugs.is_empty() {
+        return Ok(ctx.registry.list().await?);
+    }
+    let mut tenants = Vec::with_capacity(slugs.len());
+    for s in slugs {
+        tenants.push(ctx.registry.get(&parse_slug(s)?).await?);
+    }
+    Ok(tenants)
+}
+
+#[derive(Serialize, Default)]
+struct Summary {
+    tenants: usize,
+    migrated: usize,
+    up_to_date: usize,
+    failed: usize,
+    seconds: f64,
+}
+
+async fn tenants_up(
+    ctx: &Context,
+    selection: &Selection,
+    concurrency: usize,
+) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    let tenants = select(
+        ctx,
+        if selection.all {
+            &[]
+        } else {
+            &selection.tenants
+        },
+    )
+    .await?;
+    let set = migrate::tenant_migrations();
+    let progress = ctx.out.progress(tenants.len());
+    let outcomes = migrate::migrate_all(&ctx.db, &tenants, &set, concurrency, |o| {
+        progress.tenant_done(o)
+    })
+    .await?;
+    progress.finish();
+    let mut summary = Summary {
+        tenants: outcomes.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        ..Summary::default()
+    };
+    for o in &outcomes {
+        match o {
+            TenantOutcome::UpToDate { .. } => summary.up_to_date += 1,
+            TenantOutcome::Migrated { .. } => summary.migrated += 1,
+            TenantOutcome::Failed { .. } => summary.failed += 1,
+        }
+    }
+    let failed: Vec<&TenantOutcome> = outcomes.iter().filter(|o| o.is_failure()).collect();
+    ctx.out.emit(
+        &json!({ "summary": &summary, "tenants": &outcomes }),
+        || {
+            let mut text = format!(
+                "{} tenants: {} migrated, {} up to date, {} failed ({:.2}s)",
+                summary.tenants,
+                summary.migrated,
+                summary.up_to_date,
+                summary.failed,
+                summary.seconds
+            );
+            for f in &failed {
+                text.push_str(&format!("\nfailed: {}", f.slug()));
+            }
+            text
+        },
+    );
+    Ok(if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn tenants_status(ctx: &Context, slugs: &[String]) -> Result<ExitCode, CliError> {
+    let tenants = select(ctx, slugs).await?;
+    let statuses = migrate::status(&ctx.db, &tenants, &migrate::tenant_migrations()).await?;
+    let behind = statuses.iter().filter(|s| !s.is_current()).count();
+    ctx.out
+        .emit(&json!({ "tenants": &statuses, "behind": behind }), || {
+            let mut lines: Vec<String> = statuses
+                .iter()
+                .map(|s| match (&s.problem, s.pending.is_empty()) {
+                    (Some(p), _) => format!("{:<40} PROBLEM  {p}", s.slug),
+                    (None, true) => format!("{:<40} current  {} applied", s.slug, s.applied.len()),
+                    (None, false) => format!(
+                        "{:<40} pending  {} applied; pending: {}",
+                        s.slug,
+                        s.applied.len(),
+                        s.pending.join(", ")
+                    ),
+                })
+                .collect();
+            lines.push(format!(
+                "{} tenants, {} need migrating",
+                statuses.len(),
+                behind
+            ));
+            lines.join("\n")
+        });
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct TenantLine<'a> {
+    #[serde(flatten)]
+    tenant: &'a Tenant,
+    schema: &'a str,
+}
+
+fn tenant_line(t: &Tenant) -> String {
+    format!(
+        "{:<40} {:<10} {:<44} {}",
+        t.slug(),
+        t.status().as_str(),
+        t.schema(),
+        t.display_name()
+    )
+}
+
+async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError> {
+    let show = |t: &Tenant, verb: &str| {
+        ctx.out.emit(
+            &TenantLine {
+                tenant: t,
+                schema: t.schema().as_str(),
+            },
+            || format!("{verb} {}", tenant_line(t)),
+        );
+    };
+    match cmd {
+        TenantCommand::Create {
+            slug,
+            name,
+            domains,
+        } => {
+            let slug = parse_slug(slug)?;
+            let new = NewTenant::new(
+                slug.clone(),
+                name.as_deref().unwrap_or(slug.as_str()),
+                domains,
+                &ctx.settings.tenancy.base_domain,
+            )?;
+            let t = ctx.registry.create(&new).await?;
+            show(&t, "created");
+        }
+        TenantCommand::List => {
+            let tenants = ctx.registry.list().await?;
+            let rows: Vec<TenantLine> = tenants
+                .iter()
+                .map(|t| TenantLine {
+                    tenant: t,
+                    schema: t.schema().as_str(),
+                })
+                .collect();
+            ctx.out.emit(&rows, || {
+                tenants
+                    .iter()
+                    .map(tenant_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        TenantCommand::Suspend { slug } => {
+            show(
+                &ctx.registry.suspend(&parse_slug(slug)?).await?,
+                "suspended",
+            );
+        }
+        TenantCommand::Resume { slug } => {
+            show(&ctx.registry.resume(&parse_slug(slug)?).await?, "resumed");
+        }
+        TenantCommand::Delete { slug, confirm } => {
+            let parsed = parse_slug(slug)?;
+            if confirm.as_deref() != Some(slug.as_str()) {
+                return Err(CliError::Input(format!(
+                    "deleting drops every table of `{slug}`; repeat the slug to confirm: --confirm {slug}"
+                )));
+            }
+            show(&ctx.registry.delete(&parsed).await?, "deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
