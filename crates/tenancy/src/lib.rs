@@ -23,3 +23,5 @@ pub use registry::{Registry, Tenant, TenantDomain, TenantStatus};
 pub use resolver::{Resolution, ResolveError, Resolver};
 pub use scope::TenantTx;
 pub use slug::{SchemaName, Slug, SlugError};
+#[cfg(feature = "testing")]
+pub mod testing;

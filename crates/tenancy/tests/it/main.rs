@@ -1,0 +1,5 @@
+//! Integration tests of the tenancy crate against real PostgreSQL and Redis.
+
+mod provisioning;
+mod scope;
+mod status;
