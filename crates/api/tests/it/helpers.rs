@@ -1,0 +1,76 @@
+//! Spawning the app on a free port over a database of its own.
+
+use std::time::{Duration, Instant};
+
+use api::configuration::Settings;
+use api::startup::Application;
+use tenancy::testing::TestDb;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// GET `path` with the given `Host` header.
+    pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header(reqwest::header::HOST, host)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Settings for an app over `db`: port 0, a pool of `pool_size`.
+pub fn settings(db: &TestDb, pool_size: u32) -> Settings {
+    let mut s: Settings = tenancy::config::load().expect("default configuration");
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.workers = 2;
+    s.database.url.clone_from(&db.url);
+    s.database.pool_size = pool_size;
+    s.redis = db.redis.clone();
+    s.tenancy.base_domain = "localhost".into();
+    s.tenancy.allow_tenant_header = false;
+    s
+}
+
+/// Starts an app with `settings` and, if `wait` is set, waits until its
+/// tenant cache listens to Redis.
+pub async fn spawn_with(settings: &Settings, wait: bool) -> TestApp {
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let resolver = app.resolver();
+    tokio::spawn(app.run_until_stopped());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wait && !resolver.is_listening() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client"),
+    }
+}
+
+pub async fn spawn_app(db: &TestDb, pool_size: u32) -> TestApp {
+    spawn_with(&settings(db, pool_size), true).await
+}
+
+/// The body of a problem+json response, checked to be one.
+pub async fn problem(res: reqwest::Response) -> serde_json::Value {
+    let ct = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["status"], status);
+    body
+}

@@ -1,0 +1,7 @@
+//! Black-box HTTP tests of the server against real PostgreSQL and Redis.
+
+mod helpers;
+mod hosts;
+mod invalidation;
+mod isolation;
+mod probes;

@@ -1,0 +1,93 @@
+//! Lifecycle commands and their refusals of bad input.
+
+use tenancy::testing::TestDb;
+
+use crate::{migrator, stdout_json};
+
+#[tokio::test]
+async fn hostile_slugs_are_refused_with_exit_code_2() {
+    let db = TestDb::new(1).await;
+    let long = "a".repeat(300);
+    for slug in [
+        "a\";drop schema public;--",
+        "pg_catalog",
+        "pgsql",
+        "public",
+        "information_schema",
+        "ACME",
+        "acmé",
+        "ab",
+        long.as_str(),
+    ] {
+        let out = migrator(&db, &["tenant", "create", slug]).await;
+        assert_eq!(out.status.code(), Some(2), "{slug}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid slug"), "{slug}: {err}");
+        assert!(
+            !err.contains("database") && !err.contains("syntax"),
+            "{slug}: {err}"
+        );
+    }
+    let out = migrator(&db, &["tenant", "list", "--json"]).await;
+    assert_eq!(stdout_json(&out), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn lifecycle_through_the_cli() {
+    let db = TestDb::new(1).await;
+    let out = migrator(&db, &["shared", "up"]).await;
+    assert!(out.status.success(), "shared up is idempotent");
+
+    let out = migrator(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme",
+            "--domain",
+            "crm.acme.io",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_json(&out)["status"], "active");
+
+    let out = migrator(&db, &["tenant", "create", "acme"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let out = migrator(&db, &["migrate-tenant", "demo"]).await;
+    assert_eq!(out.status.code(), Some(2), "no --create: refused");
+    let out = migrator(&db, &["migrate-tenant", "demo", "--create", "--json"]).await;
+    assert!(out.status.success());
+    assert_eq!(stdout_json(&out)["outcome"], "migrated");
+    let out = migrator(&db, &["migrate-tenant", "demo", "--create", "--json"]).await;
+    assert_eq!(stdout_json(&out)["outcome"], "up_to_date");
+
+    let out = migrator(&db, &["tenant", "suspend", "acme", "--json"]).await;
+    assert_eq!(stdout_json(&out)["status"], "suspended");
+    let out = migrator(&db, &["tenant", "resume", "acme", "--json"]).await;
+    assert_eq!(stdout_json(&out)["status"], "active");
+
+    let out = migrator(&db, &["tenant", "delete", "acme"]).await;
+    assert_eq!(out.status.code(), Some(2), "delete needs --confirm");
+    let out = migrator(&db, &["tenant", "delete", "acme", "--confirm", "demo"]).await;
+    assert_eq!(out.status.code(), Some(2), "confirm must repeat the slug");
+    let out = migrator(&db, &["tenant", "delete", "acme", "--confirm", "acme"]).await;
+    assert!(out.status.success());
+
+    let out = migrator(&db, &["tenant", "list", "--json"]).await;
+    let list = stdout_json(&out);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["slug"], "demo");
+
+    let out = migrator(&db, &["tenant", "suspend", "nobody"]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
