@@ -1,0 +1,31 @@
+//! A bad configuration value stops the server at start, naming the key.
+
+use std::process::Command;
+
+#[test]
+fn bad_values_fail_at_start_naming_the_key() {
+    let cases = [
+        ("STRATA__DATABASE__POOL_SIZE", "abc", "database.pool_size"),
+        ("STRATA__DATABASE__POOL_SIZE", "0", "database.pool_size"),
+        ("STRATA__DATABASE__URL", "mysql://x", "database.url"),
+        ("STRATA__SERVER__LISTEN", "nonsense", "server.listen"),
+        ("STRATA__REDIS__URL", "nope://", "redis.url"),
+        (
+            "STRATA__TENANCY__BASE_DOMAIN",
+            "Example.COM:80",
+            "tenancy.base_domain",
+        ),
+        ("STRATA__LOG__FORMAT", "xml", "log.format"),
+        ("STRATA__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
+    ];
+    for (var, value, key) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata-server"))
+            .env(var, value)
+            .env_remove("STRATA_CONFIG")
+            .output()
+            .expect("run server");
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{var}={value}: {err}");
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Starts the server with a demo tenant: PostgreSQL and Redis (throwaway ones
+# if none answer), the `strata` database, shared migrations, tenant `demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+DB="${STRATA_DATABASE:-strata}"
+export STRATA__DATABASE__URL="$STRATA_PG_SERVER/$DB"
+export STRATA__REDIS__URL="$STRATA_REDIS_URL"
+export DATABASE_URL="$STRATA__DATABASE__URL"
+
+command -v psql >/dev/null || apt_install postgresql-client
+cargo build --locked --bin migrator --bin strata-server
+if ! psql "$STRATA_PG_SERVER/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
+  psql "$STRATA_PG_SERVER/postgres" -qc "CREATE DATABASE $DB"
+fi
+target_dir="${CARGO_TARGET_DIR:-target}"
+"$target_dir/debug/migrator" shared up
+"$target_dir/debug/migrator" migrate-tenant demo --create --name "Demo Company"
+
+listen="${STRATA__SERVER__LISTEN:-127.0.0.1:8080}"
+cat >&2 <<MSG
+
+Strata is starting on http://$listen with tenant "demo". Try:
+  curl -s -H 'Host: demo.localhost' http://$listen/api/v1/tenant
+  curl -s -H 'Host: demo.localhost' http://$listen/api/v1/tenant/stats
+
+MSG
+exec "$target_dir/debug/strata-server"

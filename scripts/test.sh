@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test against real PostgreSQL and Redis, starting throwaway
+# servers if none answer. Each test makes and drops a database of its own.
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres"
+export STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+echo "test: PostgreSQL $STRATA_PG_SERVER, Redis $STRATA_REDIS_URL" >&2
+cargo test --workspace --locked "$@"
