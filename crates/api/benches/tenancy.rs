@@ -1,0 +1,242 @@
+//! Tenancy benchmark: provisioning latency, `migrator tenants up` over 1,000
+//! tenants (all current, then one migration pending), and requests/s of the
+//! tenant-scoped endpoint beside `pgbench -S` on the same server.
+//!
+//! Run with `just bench-tenancy`, which builds the release migrator first
+//! and passes its path in `MIGRATOR_BIN`. Uses the servers named by
+//! `STRATA_TEST_DATABASE_URL` / `STRATA_TEST_REDIS_URL` and a database of
+//! its own, dropped at the end. `BENCH_TENANTS` (default 1000) and
+//! `BENCH_SECONDS` (default 10) scale it down for a quick look.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::startup::Application;
+use futures::StreamExt;
+use tenancy::migrate::{rollback_tenant, tenant_migrations};
+use tenancy::testing::TestDb;
+use tenancy::{NewTenant, Slug};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The value at quantile `q` of sorted `xs`.
+fn quantile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
+    xs[i.min(xs.len() - 1)]
+}
+
+async fn provision(db: &TestDb, slug: &str) -> f64 {
+    let new = NewTenant::new(Slug::parse(slug).expect("slug"), slug, &[], "localhost")
+        .expect("tenant");
+    let started = Instant::now();
+    db.registry().create(&new).await.expect("create");
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Runs the migrator binary's `tenants up --all`; seconds and its summary.
+fn migrator_up(bin: &str, db: &TestDb, concurrency: u32) -> (f64, serde_json::Value) {
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .args(["tenants", "up", "--all", "--json", "--concurrency"])
+        .arg(concurrency.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("STRATA__REDIS__URL", &db.redis.url)
+        .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
+        .output()
+        .expect("run migrator");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    (secs, report["summary"].clone())
+}
+
+/// 16 connections hitting `path` on `hosts` (round robin) for `secs`.
+async fn load(address: &str, hosts: &[String], path: &str, secs: u64) -> (f64, f64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let hosts = Arc::new(hosts.to_vec());
+    let workers = (0..16).map(|w| {
+        let hosts = Arc::clone(&hosts);
+        let url = format!("{address}{path}");
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("client");
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut i = w;
+            while Instant::now() < deadline {
+                let host = &hosts[i % hosts.len()];
+                i += 16;
+                let started = Instant::now();
+                match client
+                    .get(&url)
+                    .header(reqwest::header::HOST, host.as_str())
+                    .send()
+                    .await
+                {
+                    Ok(res) if res.status().is_success() => {
+                        let _ = res.bytes().await;
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        })
+    });
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for r in futures::future::join_all(workers).await {
+        let (l, e) = r.expect("worker");
+        all.extend(l);
+        errors += e;
+    }
+    all.sort_by(f64::total_cmp);
+    assert_eq!(errors, 0, "requests failed under load");
+    (
+        all.len() as f64 / secs as f64,
+        quantile(&all, 0.5),
+        quantile(&all, 0.99),
+    )
+}
+
+/// `pgbench -S -c 16` on a scratch database of the same server: TPS.
+fn pgbench(db: &TestDb, secs: u64) -> Option<f64> {
+    let url = db.url.clone();
+    Command::new("pgbench").arg("--version").output().ok()?;
+    let init = Command::new("pgbench")
+        .args(["-i", "-s", "10", "-q", &url])
+        .output()
+        .ok()?;
+    if !init.status.success() {
+        return None;
+    }
+    let out = Command::new("pgbench")
+        .args(["-S", "-c", "16", "-j", "2", "-T", &secs.to_string(), &url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps ="))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::main]
+async fn main() {
+    let tenants: usize = env_or("BENCH_TENANTS", 1000);
+    let secs: u64 = env_or("BENCH_SECONDS", 10);
+    let db = TestDb::new(16).await;
+    println!("== tenancy benchmark ({tenants} tenants, {secs} s load runs) ==");
+
+    // 1. Provisioning: 50 tenants, one at a time.
+    let mut times: Vec<f64> = Vec::new();
+    for i in 0..50 {
+        times.push(provision(&db, &format!("prov-{i:03}")).await);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "provisioning (50 tenants): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        quantile(&times, 0.5),
+        quantile(&times, 0.95),
+        times.last().copied().unwrap_or(f64::NAN)
+    );
+
+    // Fill up to `tenants`, four at a time.
+    let started = Instant::now();
+    futures::stream::iter(50..tenants)
+        .map(|i| {
+            let db = &db;
+            async move { provision(db, &format!("bench-{i:04}")).await }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "provisioned {} more tenants, 4 at a time, in {:.1} s",
+        tenants.saturating_sub(50),
+        started.elapsed().as_secs_f64()
+    );
+
+    // 2. The migrator over every tenant.
+    match std::env::var("MIGRATOR_BIN") {
+        Ok(bin) => {
+            let (s, summary) = migrator_up(&bin, &db, 4);
+            println!("migrator tenants up --all, {tenants} up to date: {s:.2} s ({summary})");
+            let set = tenant_migrations();
+            let all = db.registry().list().await.expect("list");
+            futures::stream::iter(&all)
+                .map(|t| rollback_tenant(&db.db, t, &set, 1))
+                .buffer_unordered(8)
+                .collect::<Vec<_>>()
+                .await;
+            for concurrency in [2, 4] {
+                let (s, summary) = migrator_up(&bin, &db, concurrency);
+                println!(
+                    "migrator tenants up --all --concurrency {concurrency}, {tenants} with one migration pending: {s:.2} s ({summary})"
+                );
+                if concurrency == 2 {
+                    futures::stream::iter(&all)
+                        .map(|t| rollback_tenant(&db.db, t, &set, 1))
+                        .buffer_unordered(8)
+                        .collect::<Vec<_>>()
+                        .await;
+                }
+            }
+        }
+        Err(_) => println!("MIGRATOR_BIN not set: skipping the migrator runs (use `just bench-tenancy`)"),
+    }
+
+    // 3. The tenant-scoped endpoint under load.
+    let mut settings: api::configuration::Settings =
+        tenancy::config::load().expect("configuration");
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings.database.url.clone_from(&db.url);
+    settings.database.pool_size = 16;
+    settings.redis = db.redis.clone();
+    settings.tenancy.base_domain = "localhost".into();
+    let app = Application::build(&settings).await.expect("app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let resolver = app.resolver();
+    tokio::spawn(app.run_until_stopped());
+    while !resolver.is_listening() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let one = vec!["prov-000.localhost".to_owned()];
+    let many: Vec<String> = db
+        .registry()
+        .list()
+        .await
+        .expect("list")
+        .iter()
+        .map(|t| format!("{}.localhost", t.slug()))
+        .collect();
+    let path = "/api/v1/tenant/stats";
+    load(&address, &one, path, 2).await; // warm-up
+    let (rps, p50, p99) = load(&address, &one, path, secs).await;
+    println!("GET {path}, 16 connections, one tenant: {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
+    let (rps, p50, p99) = load(&address, &many, path, secs).await;
+    println!(
+        "GET {path}, 16 connections, {} tenants: {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
+        many.len()
+    );
+    match pgbench(&db, secs) {
+        Some(tps) => println!("pgbench -S -c 16 -j 2 on the same server: {tps:.0} TPS"),
+        None => println!("pgbench not available: no ceiling measured"),
+    }
+}

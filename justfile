@@ -1,0 +1,40 @@
+# Routine tasks. `just --list` shows them all.
+
+# Start the server with a demo tenant (starts PostgreSQL/Redis if needed).
+dev:
+    ./scripts/dev.sh
+
+# Run every test against real PostgreSQL and Redis.
+test *ARGS:
+    ./scripts/test.sh {{ARGS}}
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --locked --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Apply shared migrations and bring every tenant up to date.
+migrate:
+    cargo run --locked --bin migrator -- shared up
+    cargo run --locked --bin migrator -- tenants up --all
+
+# Tenancy benchmark: provisioning, migrator over 1,000 tenants, requests/s.
+bench-tenancy:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/services.sh
+    export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+    cargo build --locked --release --bin migrator
+    export MIGRATOR_BIN="${CARGO_TARGET_DIR:-target}/release/migrator"
+    cargo bench --locked -p api --bench tenancy
+
+# Every benchmark.
+bench: bench-tenancy
+
+# Stop the throwaway PostgreSQL and Redis that dev/test may have started.
+stop-services:
+    ./scripts/services.sh stop
