@@ -29,7 +29,7 @@ bench-tenancy:
     source scripts/services.sh
     export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
     cargo build --locked --release --bin migrator
-    export MIGRATOR_BIN="${CARGO_TARGET_DIR:-target}/release/migrator"
+    export MIGRATOR_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/migrator"
     cargo bench --locked -p api --bench tenancy
 
 # Every benchmark.

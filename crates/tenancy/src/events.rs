@@ -49,8 +49,14 @@ impl TenantEvents {
     /// so a failure here cannot undo it: it is logged, and servers fall back
     /// to their cache lifetime (they stop caching while Redis is away).
     pub async fn tenant_changed(&self, id: Uuid) {
-        if let Err(err) = self.publish(&id.to_string()).await {
-            tracing::warn!(%id, error = %err, "could not announce tenant change over redis");
+        let message = id.to_string();
+        let publish = self.publish(&message);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(%id, error = %err, "could not announce tenant change over redis");
+            }
+            Err(_) => tracing::warn!(%id, "redis did not take the tenant change within 2 s"),
         }
     }
 
