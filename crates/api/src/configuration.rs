@@ -27,6 +27,11 @@ pub struct ServerSettings {
 #[derive(Clone, Deserialize)]
 pub struct AuthSettings {
     pub jwt_secret: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub max_failures_per_account: u64,
+    pub max_failures_per_address: u64,
+    pub failure_window_secs: u64,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -69,6 +74,26 @@ impl Settings {
                 key: "auth.jwt_secret",
                 reason: "must be at least 32 bytes".into(),
             });
+        }
+        for (key, value) in [
+            ("auth.access_ttl_secs", self.auth.access_ttl_secs),
+            ("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs),
+            (
+                "auth.max_failures_per_account",
+                self.auth.max_failures_per_account,
+            ),
+            (
+                "auth.max_failures_per_address",
+                self.auth.max_failures_per_address,
+            ),
+            ("auth.failure_window_secs", self.auth.failure_window_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be above 0".into(),
+                });
+            }
         }
         if self.log.level.trim().is_empty() {
             return Err(ConfigError::Invalid {

@@ -22,8 +22,22 @@ pub enum ApiError {
     NotTenantHost,
     #[error("no such route")]
     RouteNotFound,
-    #[error("malformed request body: {0}")]
+    #[error("malformed request: {0}")]
     BadBody(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the record changed since version {given}; it is now at version {current}")]
+    StaleVersion { given: i64, current: i64 },
+    #[error("invalid fields: {0}")]
+    Validation(domain::FieldErrors),
+    #[error("too many attempts; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("a dependency is unavailable: {0}")]
     Unavailable(&'static str),
     #[error("internal error: {0}")]
@@ -38,6 +52,13 @@ impl ApiError {
             Self::Suspended(_) => "Tenant suspended",
             Self::RouteNotFound => "Not found",
             Self::BadBody(_) => "Malformed request",
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::Forbidden(_) => "Forbidden",
+            Self::NotFound(_) => "Not found",
+            Self::Conflict(_) => "Conflict",
+            Self::StaleVersion { .. } => "Precondition failed",
+            Self::Validation(_) => "Invalid fields",
+            Self::TooManyRequests { .. } => "Too many requests",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal server error",
         }
@@ -52,6 +73,18 @@ impl From<tenancy::Error> for ApiError {
             }
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<domain::FieldErrors> for ApiError {
+    fn from(errors: domain::FieldErrors) -> Self {
+        Self::Validation(errors)
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for ApiError {
+    fn from(err: jsonwebtoken::errors::Error) -> Self {
+        Self::Internal(format!("token signing: {err}"))
     }
 }
 
@@ -82,12 +115,21 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [domain::FieldError]>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadHost | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::StaleVersion { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NoTenant | Self::NotTenantHost | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::Suspended(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -110,6 +152,8 @@ impl ResponseError for ApiError {
         let code = match self {
             Self::Suspended(_) => Some("tenant_suspended"),
             Self::NoTenant => Some("tenant_not_found"),
+            Self::StaleVersion { .. } => Some("stale_version"),
+            Self::Validation(_) => Some("invalid_fields"),
             _ => None,
         };
         let mut res = HttpResponse::build(status);
@@ -117,15 +161,29 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        if let Self::Unavailable(_) = self {
-            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        match self {
+            Self::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::TooManyRequests { retry_after } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            Self::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
         }
+        let errors = match self {
+            Self::Validation(e) => Some(e.errors.as_slice()),
+            _ => None,
+        };
         res.json(Problem {
             kind: "about:blank",
             title: self.title(),
             status: status.as_u16(),
             detail,
             code,
+            errors,
         })
     }
 }

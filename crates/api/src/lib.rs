@@ -1,8 +1,10 @@
 //! The Strata HTTP server: configuration, telemetry, middleware, routes and
 //! the application factory.
 
+pub mod auth;
 pub mod configuration;
 pub mod error;
+pub mod kv;
 pub mod middleware;
 pub mod routes;
 pub mod startup;

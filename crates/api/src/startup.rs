@@ -11,15 +11,19 @@ use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 use tenancy::{Registry, Resolver, TenantEvents};
 
-use crate::configuration::Settings;
+use crate::auth::TokenKeys;
+use crate::configuration::{AuthSettings, Settings};
 use crate::error::ApiError;
+use crate::kv::Kv;
 use crate::middleware::request_span::request_span;
 
 /// What every handler shares.
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub redis: redis::Client,
+    pub kv: Kv,
     pub resolver: Arc<Resolver>,
+    pub tokens: TokenKeys,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +76,14 @@ impl Application {
             .port();
         let state = web::Data::new(AppState {
             db,
-            redis,
+            kv: Kv::new(redis, &settings.redis.prefix),
             resolver: Arc::clone(&resolver),
+            tokens: TokenKeys::new(
+                &settings.auth.jwt_secret,
+                settings.auth.access_ttl_secs,
+                settings.auth.refresh_ttl_secs,
+            ),
+            auth: settings.auth.clone(),
         });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

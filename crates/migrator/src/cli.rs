@@ -96,6 +96,15 @@ pub enum TenantCommand {
         /// A custom domain (repeatable; the first is primary).
         #[arg(long = "domain", value_name = "HOST")]
         domains: Vec<String>,
+        /// Create this first administrator with the tenant.
+        #[arg(long, value_name = "EMAIL", requires = "admin_password")]
+        admin_email: Option<String>,
+        /// The administrator's password (8 to 128 characters).
+        #[arg(long, env = "STRATA_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+        /// The administrator's name (default: the e-mail address).
+        #[arg(long)]
+        admin_name: Option<String>,
     },
     /// List tenants.
     List,

@@ -10,7 +10,7 @@ use serde_json::json;
 use tenancy::config::{ConfigError, DatabaseSettings, RedisSettings, TenancySettings};
 use tenancy::error::parse_slug;
 use tenancy::migrate::{self, TenantOutcome};
-use tenancy::{NewTenant, Registry, Tenant, TenantEvents};
+use tenancy::{FirstAdmin, NewTenant, Registry, Tenant, TenantEvents};
 
 use crate::cli::{Cli, Command, Selection, SharedCommand, TenantCommand, TenantsCommand};
 use crate::output::Output;
@@ -349,6 +349,25 @@ fn tenant_line(t: &Tenant) -> String {
     )
 }
 
+/// Checks and hashes the first administrator's credentials.
+fn first_admin(
+    email: &str,
+    password: Option<&str>,
+    name: Option<&str>,
+) -> Result<FirstAdmin, CliError> {
+    let email = domain::validation::email(email)
+        .map_err(|e| CliError::Input(format!("--admin-email: {e}")))?;
+    let password = domain::password::Password::parse(password.unwrap_or_default())
+        .map_err(|e| CliError::Input(format!("--admin-password: {e}")))?;
+    let full_name = domain::validation::text(name.unwrap_or(&email), 1, 200)
+        .map_err(|e| CliError::Input(format!("--admin-name: {e}")))?;
+    Ok(FirstAdmin {
+        email,
+        full_name,
+        password_hash: password.hash(),
+    })
+}
+
 async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError> {
     let show = |t: &Tenant, verb: &str| {
         ctx.out.emit(
@@ -364,14 +383,21 @@ async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError
             slug,
             name,
             domains,
+            admin_email,
+            admin_password,
+            admin_name,
         } => {
             let slug = parse_slug(slug)?;
-            let new = NewTenant::new(
+            let mut new = NewTenant::new(
                 slug.clone(),
                 name.as_deref().unwrap_or(slug.as_str()),
                 domains,
                 &ctx.settings.tenancy.base_domain,
             )?;
+            if let Some(email) = admin_email {
+                let admin = first_admin(email, admin_password.as_deref(), admin_name.as_deref())?;
+                new = new.with_admin(admin);
+            }
             let t = ctx.registry.create(&new).await?;
             show(&t, "created");
         }

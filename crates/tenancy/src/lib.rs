@@ -18,7 +18,7 @@ pub mod slug;
 
 pub use error::Error;
 pub use events::TenantEvents;
-pub use provision::NewTenant;
+pub use provision::{FirstAdmin, NewTenant};
 pub use registry::{Registry, Tenant, TenantDomain, TenantStatus};
 pub use resolver::{Resolution, ResolveError, Resolver};
 pub use scope::TenantTx;

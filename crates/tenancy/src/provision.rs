@@ -17,6 +17,24 @@ pub struct NewTenant {
     slug: Slug,
     display_name: String,
     domains: Vec<String>,
+    admin: Option<FirstAdmin>,
+}
+
+/// The first administrator, created with the tenant in the same transaction.
+/// The caller validates the e-mail address and hashes the password.
+#[derive(Clone)]
+pub struct FirstAdmin {
+    pub email: String,
+    pub full_name: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for FirstAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstAdmin")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NewTenant {
@@ -59,7 +77,14 @@ impl NewTenant {
             slug,
             display_name: display_name.to_owned(),
             domains: hosts,
+            admin: None,
         })
+    }
+
+    /// Creates `admin` in the tenant's `Administrators` role as well.
+    pub fn with_admin(mut self, admin: FirstAdmin) -> Self {
+        self.admin = Some(admin);
+        self
     }
 
     pub fn slug(&self) -> &Slug {
@@ -116,6 +141,24 @@ impl Registry {
             Err(e) => return Err(e.into()),
         }
         apply_pending(&txn, &schema, migrations).await?;
+        if let Some(admin) = &new.admin {
+            let q = schema.quoted();
+            txn.execute_raw(stmt(
+                &format!(
+                    "WITH u AS (INSERT INTO {q}.users (id, email, full_name, password_hash) \
+                     VALUES ($1, $2, $3, $4) RETURNING id) \
+                     INSERT INTO {q}.user_roles (user_id, role_id) \
+                     SELECT u.id, r.id FROM u, {q}.roles r WHERE r.name = 'Administrators'"
+                ),
+                [
+                    Uuid::now_v7().into(),
+                    admin.email.as_str().into(),
+                    admin.full_name.as_str().into(),
+                    admin.password_hash.as_str().into(),
+                ],
+            ))
+            .await?;
+        }
         for (i, host) in new.domains.iter().enumerate() {
             let res = txn
                 .execute_raw(stmt(

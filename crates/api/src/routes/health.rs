@@ -25,7 +25,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(()))
     );
     let redis = matches!(
-        tokio::time::timeout(limit, ping_redis(&state.redis)).await,
+        tokio::time::timeout(limit, ping_redis(state.kv.client())).await,
         Ok(Ok(()))
     );
     let body = json!({

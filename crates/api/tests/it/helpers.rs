@@ -74,3 +74,53 @@ pub async fn problem(res: reqwest::Response) -> serde_json::Value {
     assert_eq!(body["status"], status);
     body
 }
+
+/// Creates tenant `slug` with administrator `admin@<slug>.test` whose
+/// password is `password`.
+pub async fn tenant_with_admin(db: &TestDb, slug: &str, password: &str) -> tenancy::Tenant {
+    let admin = tenancy::FirstAdmin {
+        email: format!("admin@{slug}.test"),
+        full_name: "Admin".into(),
+        password_hash: domain::password::Password::parse(password)
+            .expect("password")
+            .hash(),
+    };
+    let new = tenancy::NewTenant::new(
+        tenancy::Slug::parse(slug).expect("slug"),
+        slug,
+        &[],
+        "localhost",
+    )
+    .expect("tenant")
+    .with_admin(admin);
+    db.registry().create(&new).await.expect("create")
+}
+
+impl TestApp {
+    /// A request to `path` on tenant `slug`'s host.
+    pub fn on(&self, slug: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .header(reqwest::header::HOST, format!("{slug}.localhost"))
+    }
+
+    /// Signs in and returns the token response.
+    pub async fn login(&self, slug: &str, email: &str, password: &str) -> reqwest::Response {
+        self.on(slug, reqwest::Method::POST, "/api/v1/auth/token")
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The access and refresh tokens of a successful sign-in.
+    pub async fn tokens(&self, slug: &str, email: &str, password: &str) -> (String, String) {
+        let res = self.login(slug, email, password).await;
+        assert_eq!(res.status(), 200, "login {email}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        (
+            body["access_token"].as_str().expect("access").to_owned(),
+            body["refresh_token"].as_str().expect("refresh").to_owned(),
+        )
+    }
+}

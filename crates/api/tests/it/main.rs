@@ -1,5 +1,6 @@
 //! Black-box HTTP tests of the server against real PostgreSQL and Redis.
 
+mod auth;
 mod config;
 mod helpers;
 mod hosts;

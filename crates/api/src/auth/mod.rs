@@ -1,0 +1,11 @@
+//! Authentication of tenant users: access tokens (JWT), refresh-token
+//! sessions with rotation and reuse detection, login throttling, and the
+//! extractor that admits a request.
+
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+pub mod user;
+
+pub use tokens::{Claims, TokenKeys};
+pub use user::AuthUser;

@@ -1,0 +1,75 @@
+//! The authenticated user of a request.
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use domain::roles::{Action, Area, allows};
+use futures::future::LocalBoxFuture;
+use uuid::Uuid;
+
+use crate::auth::sessions;
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::startup::AppState;
+
+/// A caller with a valid access token for the tenant the request is
+/// addressed to.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub family: Uuid,
+    pub roles: Vec<String>,
+}
+
+impl AuthUser {
+    /// 403 unless the caller's roles allow `action` in `area`.
+    pub fn require(&self, area: Area, action: Action) -> Result<(), ApiError> {
+        if allows(&self.roles, area, action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("your roles do not allow this action"))
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let tenant = CurrentTenant::extract(&req).await?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            let token = bearer(&req).ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+            let claims = state
+                .tokens
+                .verify(token)
+                .ok_or(ApiError::Unauthorized("the token is invalid or expired"))?;
+            if claims.tid != tenant.0.id() {
+                return Err(ApiError::Unauthorized(
+                    "the token was not issued for this tenant",
+                ));
+            }
+            if sessions::is_revoked(&state.kv, claims.fam).await? {
+                return Err(ApiError::Unauthorized("the session was revoked"));
+            }
+            Ok(Self {
+                id: claims.sub,
+                family: claims.fam,
+                roles: claims.roles,
+            })
+        })
+    }
+}
