@@ -82,6 +82,17 @@ pub fn opt_text(value: Option<&str>, max: usize) -> Result<Option<String>, Strin
     }
 }
 
+/// `check` applied to a present, non-blank `value`; blank or absent is `None`.
+pub fn optional<T>(
+    value: Option<&str>,
+    check: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => check(v).map(Some),
+    }
+}
+
 /// An e-mail address, lower-cased: one `@`, a dot in the domain, no spaces.
 pub fn email(value: &str) -> Result<String, String> {
     let v = value.trim().to_lowercase();

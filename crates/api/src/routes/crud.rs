@@ -71,6 +71,19 @@ impl Filter {
             values: vec![value.into()],
         }
     }
+
+    /// Case-insensitive substring match; `%`, `_` and `\\` in `needle` match
+    /// themselves.
+    pub fn ilike(column: &str, needle: &str) -> Self {
+        let escaped = needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        Self {
+            sql: format!("{column} ILIKE $?"),
+            values: vec![format!("%{escaped}%").into()],
+        }
+    }
 }
 
 /// Replaces each `$?` in `sql` with `$n`, counting on from `*n`.
@@ -208,9 +221,10 @@ where
     Ok(Page { items, next_cursor })
 }
 
-/// Records with an id.
+/// Records with an id and a version.
 pub trait HasKey {
     fn key(&self) -> Uuid;
+    fn version(&self) -> i64;
 }
 
 /// One record by id.

@@ -5,9 +5,29 @@ use actix_web::web;
 
 use crate::middleware::tenant::resolve_tenant;
 
+/// A module's routes: registers each and lists them in `ROUTES` (method,
+/// path below the module's mount point) so tests can check the OpenAPI
+/// document covers every one.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:path;)*) => {
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        pub fn config(cfg: &mut actix_web::web::ServiceConfig) {
+            $(cfg.route($path, actix_web::web::$method().to($handler));)*
+        }
+    };
+}
+pub(crate) use routes;
+
 pub mod auth;
+pub mod branches;
+pub mod clients;
+pub mod contacts;
 pub mod crud;
 pub mod health;
+pub mod notes;
+pub mod resource;
+pub mod tasks;
 pub mod tenant;
 pub mod users;
 
@@ -18,6 +38,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(resolve_tenant))
             .configure(tenant::config)
             .configure(auth::config)
-            .configure(users::config),
+            .configure(users::config)
+            .configure(branches::http::config)
+            .configure(clients::http::config)
+            .configure(contacts::http::config)
+            .configure(tasks::http::config)
+            .configure(notes::http::config),
     );
 }

@@ -63,6 +63,9 @@ impl HasKey for UserOut {
     fn key(&self) -> Uuid {
         self.id
     }
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
