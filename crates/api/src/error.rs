@@ -20,6 +20,8 @@ pub enum ApiError {
     Suspended(String),
     #[error("this route is served on a tenant's host, not on the platform domain")]
     NotTenantHost,
+    #[error("this route is served on the platform domain only")]
+    NotPlatformHost,
     #[error("no such route")]
     RouteNotFound,
     #[error("malformed request: {0}")]
@@ -49,6 +51,7 @@ impl ApiError {
         match self {
             Self::BadHost => "Bad host",
             Self::NoTenant | Self::NotTenantHost => "Tenant not found",
+            Self::NotPlatformHost => "Not found",
             Self::Suspended(_) => "Tenant suspended",
             Self::RouteNotFound => "Not found",
             Self::BadBody(_) => "Malformed request",
@@ -130,7 +133,9 @@ impl ResponseError for ApiError {
             Self::StaleVersion { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NoTenant | Self::NotTenantHost | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::NoTenant | Self::NotTenantHost | Self::NotPlatformHost | Self::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::Suspended(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,6 +6,7 @@ pub mod configuration;
 pub mod error;
 pub mod kv;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

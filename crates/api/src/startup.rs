@@ -24,6 +24,7 @@ pub struct AppState {
     pub resolver: Arc<Resolver>,
     pub tokens: TokenKeys,
     pub auth: AuthSettings,
+    pub base_domain: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,7 @@ impl Application {
                 settings.auth.refresh_ttl_secs,
             ),
             auth: settings.auth.clone(),
+            base_domain: settings.tenancy.base_domain.clone(),
         });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -98,6 +100,7 @@ impl Application {
                 )
                 .wrap(Compress::default())
                 .wrap(from_fn(request_span))
+                .service(crate::openapi::swagger_ui())
                 .configure(crate::routes::config)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)

@@ -72,6 +72,20 @@ pub async fn resolve_tenant(
         .map(ServiceResponse::map_into_left_body)
 }
 
+impl FromRequest for PlatformHost {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<PlatformHost>()
+                .copied()
+                .ok_or(ApiError::NotPlatformHost),
+        )
+    }
+}
+
 impl FromRequest for CurrentTenant {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;

@@ -16,11 +16,11 @@ use crate::middleware::tenant::CurrentTenant;
 use crate::routes::users::{UserOut, load_user, user_roles};
 use crate::startup::AppState;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/token", web::post().to(token))
-        .route("/auth/refresh", web::post().to(refresh))
-        .route("/auth/logout", web::post().to(logout))
-        .route("/auth/me", web::get().to(me));
+crate::routes::routes! {
+    post "/auth/token" => token;
+    post "/auth/refresh" => refresh;
+    post "/auth/logout" => logout;
+    get "/auth/me" => me;
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -7,18 +7,20 @@ use serde_json::json;
 
 use crate::startup::AppState;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready));
+crate::routes::routes! {
+    get "/health" => health;
+    get "/ready" => ready;
 }
 
-/// The process is up and serving HTTP.
-async fn health() -> HttpResponse {
+/// The process is up and serving HTTP (any host).
+#[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200)))]
+pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// PostgreSQL and Redis both answer within a second; 503 otherwise.
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+/// PostgreSQL and Redis both answer within a second; 503 otherwise (any host).
+#[utoipa::path(get, path = "/ready", tag = "probes", responses((status = 200), (status = 503)))]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let limit = Duration::from_secs(1);
     let postgres = matches!(
         tokio::time::timeout(limit, state.db.ping()).await,

@@ -26,10 +26,35 @@ pub mod contacts;
 pub mod crud;
 pub mod health;
 pub mod notes;
+pub mod platform;
 pub mod resource;
 pub mod tasks;
 pub mod tenant;
 pub mod users;
+
+/// Every route the server answers: (method, full path). The OpenAPI
+/// document must describe each; a test checks it.
+pub fn served() -> Vec<(&'static str, String)> {
+    let mut all: Vec<(&'static str, String)> = health::ROUTES
+        .iter()
+        .map(|(m, p)| (*m, (*p).to_owned()))
+        .collect();
+    for routes in [
+        tenant::ROUTES,
+        auth::ROUTES,
+        users::ROUTES,
+        branches::http::ROUTES,
+        clients::http::ROUTES,
+        contacts::http::ROUTES,
+        tasks::http::ROUTES,
+        notes::http::ROUTES,
+        platform::ROUTES,
+    ] {
+        all.extend(routes.iter().map(|(m, p)| (*m, format!("/api/v1{p}"))));
+    }
+    all.push(("get", crate::openapi::DOCUMENT_PATH.to_owned()));
+    all
+}
 
 /// Mounts the routes: probes on any host, the API behind tenant resolution.
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -43,6 +68,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(clients::http::config)
             .configure(contacts::http::config)
             .configure(tasks::http::config)
-            .configure(notes::http::config),
+            .configure(notes::http::config)
+            .configure(platform::config),
     );
 }

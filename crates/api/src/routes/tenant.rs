@@ -6,38 +6,57 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use sea_orm::FromQueryResult;
 use serde::Serialize;
-use tenancy::{TenantDomain, TenantStatus, TenantTx};
+use tenancy::TenantTx;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::startup::AppState;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/tenant", web::get().to(show))
-        .route("/tenant/stats", web::get().to(stats));
+crate::routes::routes! {
+    get "/tenant" => show;
+    get "/tenant/stats" => stats;
 }
 
-#[derive(Serialize)]
-struct TenantInfo<'a> {
+/// A custom domain of the tenant.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Domain {
+    host: String,
+    is_primary: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantInfo<'a> {
     id: Uuid,
     slug: &'a str,
     display_name: &'a str,
-    status: TenantStatus,
-    domains: Vec<TenantDomain>,
+    /// active (suspended tenants are refused before this point).
+    status: &'static str,
+    domains: Vec<Domain>,
     created_at: DateTime<Utc>,
 }
 
-/// GET /api/v1/tenant: the tenant this host resolves to.
-async fn show(state: web::Data<AppState>, tenant: CurrentTenant) -> Result<HttpResponse, ApiError> {
+/// The tenant this host resolves to.
+#[utoipa::path(get, path = "/api/v1/tenant", tag = "tenant",
+    responses((status = 200, body = TenantInfo), (status = 403), (status = 404)))]
+pub async fn show(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+) -> Result<HttpResponse, ApiError> {
     let t = &tenant.0;
     let domains = state.resolver.registry().domains(t).await?;
     Ok(HttpResponse::Ok().json(TenantInfo {
         id: t.id(),
         slug: t.slug().as_str(),
         display_name: t.display_name(),
-        status: t.status(),
-        domains,
+        status: t.status().as_str(),
+        domains: domains
+            .into_iter()
+            .map(|d| Domain {
+                host: d.host,
+                is_primary: d.is_primary,
+            })
+            .collect(),
         created_at: t.created_at(),
     }))
 }
@@ -55,8 +74,8 @@ struct Counts {
     notes: i64,
 }
 
-#[derive(Serialize)]
-struct Stats {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Stats {
     tenant: String,
     schema: String,
     tables: BTreeMap<&'static str, i64>,
@@ -71,8 +90,10 @@ const COUNTS_SQL: &str = "SELECT current_schema()::text AS schema, \
     (SELECT count(*) FROM tasks) AS tasks, \
     (SELECT count(*) FROM notes) AS notes";
 
-/// GET /api/v1/tenant/stats: row counts per table of the tenant's schema.
-async fn stats(
+/// Row counts per table of the tenant's schema.
+#[utoipa::path(get, path = "/api/v1/tenant/stats", tag = "tenant",
+    responses((status = 200, body = Stats), (status = 403), (status = 404)))]
+pub async fn stats(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
 ) -> Result<HttpResponse, ApiError> {

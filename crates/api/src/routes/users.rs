@@ -19,14 +19,14 @@ use crate::middleware::tenant::CurrentTenant;
 use crate::routes::crud::{self, Changes, Filter, HasKey, Page, PageParams, Table};
 use crate::startup::AppState;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(list))
-        .route("/users", web::post().to(create))
-        .route("/users/{id}", web::get().to(show))
-        .route("/users/{id}", web::patch().to(update))
-        .route("/users/{id}", web::delete().to(remove))
-        .route("/users/{id}/roles", web::put().to(set_roles))
-        .route("/roles", web::get().to(roles));
+crate::routes::routes! {
+    get "/users" => list;
+    post "/users" => create;
+    get "/users/{id}" => show;
+    patch "/users/{id}" => update;
+    delete "/users/{id}" => remove;
+    put "/users/{id}/roles" => set_roles;
+    get "/roles" => roles;
 }
 
 pub const TABLE: Table = Table {

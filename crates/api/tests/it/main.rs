@@ -2,6 +2,7 @@
 
 mod auth;
 mod config;
+mod crm;
 mod helpers;
 mod hosts;
 mod invalidation;
