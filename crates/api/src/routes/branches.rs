@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::routes::crud::{Changes, Filter, HasKey, PageParams, Table, double_option};
-use crate::routes::resource::{Paged, Resource, Versioned, resource_routes};
+use crate::routes::crud::{Changes, Filter, Table, double_option};
+use crate::routes::resource::{Resource, resource_routes};
 
 pub struct Branches;
 
@@ -28,15 +28,6 @@ pub struct Branch {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl HasKey for Branch {
-    fn key(&self) -> Uuid {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -88,22 +79,6 @@ pub struct BranchQuery {
     pub country: Option<String>,
     /// Case-insensitive substring of the name.
     pub q: Option<String>,
-}
-
-impl Versioned for BranchPatch {
-    fn version(&self) -> Option<i64> {
-        self.version
-    }
-}
-
-impl Paged for BranchQuery {
-    fn page(&self) -> PageParams<'_> {
-        PageParams {
-            limit: self.limit,
-            cursor: self.cursor.as_deref(),
-            order: self.order.as_deref(),
-        }
-    }
 }
 
 impl Resource for Branches {

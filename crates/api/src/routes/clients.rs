@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::routes::crud::{Changes, Filter, HasKey, PageParams, Table, double_option};
-use crate::routes::resource::{Paged, Resource, Versioned, resource_routes};
+use crate::routes::crud::{Changes, Filter, Table, double_option};
+use crate::routes::resource::{Resource, resource_routes};
 
 pub struct Clients;
 
@@ -35,15 +35,6 @@ pub struct Client {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl HasKey for Client {
-    fn key(&self) -> Uuid {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -119,22 +110,6 @@ pub struct ClientQuery {
     pub department: Option<String>,
     /// Case-insensitive substring of the name.
     pub q: Option<String>,
-}
-
-impl Versioned for ClientPatch {
-    fn version(&self) -> Option<i64> {
-        self.version
-    }
-}
-
-impl Paged for ClientQuery {
-    fn page(&self) -> PageParams<'_> {
-        PageParams {
-            limit: self.limit,
-            cursor: self.cursor.as_deref(),
-            order: self.order.as_deref(),
-        }
-    }
 }
 
 fn status(v: &str) -> Result<String, domain::UnknownValue> {

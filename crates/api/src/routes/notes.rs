@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::routes::crud::{Changes, Filter, HasKey, PageParams, Table};
-use crate::routes::resource::{Paged, Resource, Versioned, resource_routes};
+use crate::routes::crud::{Changes, Filter, Table};
+use crate::routes::resource::{Resource, resource_routes};
 
 pub struct Notes;
 
@@ -25,15 +25,6 @@ pub struct Note {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl HasKey for Note {
-    fn key(&self) -> Uuid {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
 }
 
 /// A note is on exactly one of a client or a task.
@@ -65,22 +56,6 @@ pub struct NoteQuery {
     pub client_id: Option<Uuid>,
     pub task_id: Option<Uuid>,
     pub author_id: Option<Uuid>,
-}
-
-impl Versioned for NotePatch {
-    fn version(&self) -> Option<i64> {
-        self.version
-    }
-}
-
-impl Paged for NoteQuery {
-    fn page(&self) -> PageParams<'_> {
-        PageParams {
-            limit: self.limit,
-            cursor: self.cursor.as_deref(),
-            order: self.order.as_deref(),
-        }
-    }
 }
 
 impl Resource for Notes {

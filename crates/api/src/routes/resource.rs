@@ -128,10 +128,37 @@ fn with_etag<T: Serialize + HasKey>(
 }
 
 /// Concrete, OpenAPI-documented routes for resource `$res`:
-/// `GET/POST $coll` and `GET/PATCH/DELETE $item`.
+/// `GET/POST $coll` and `GET/PATCH/DELETE $item`; and the record, patch and
+/// query traits of its types, which have `id`/`version`, `version`, and
+/// `limit`/`cursor`/`order` fields.
 macro_rules! resource_routes {
     ($res:ident, $out:ident, $create:ident, $patch:ident, $query:ident,
      $tag:tt, $coll:tt, $item:tt, $rel_coll:tt, $rel_item:tt) => {
+      impl crate::routes::crud::HasKey for $out {
+          fn key(&self) -> uuid::Uuid {
+              self.id
+          }
+          fn version(&self) -> i64 {
+              self.version
+          }
+      }
+
+      impl crate::routes::resource::Versioned for $patch {
+          fn version(&self) -> Option<i64> {
+              self.version
+          }
+      }
+
+      impl crate::routes::resource::Paged for $query {
+          fn page(&self) -> crate::routes::crud::PageParams<'_> {
+              crate::routes::crud::PageParams {
+                  limit: self.limit,
+                  cursor: self.cursor.as_deref(),
+                  order: self.order.as_deref(),
+              }
+          }
+      }
+
       /// The resource's HTTP handlers and routes.
       pub mod http {
         #[allow(unused_imports)]

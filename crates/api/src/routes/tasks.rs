@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::routes::crud::{Changes, Filter, HasKey, PageParams, Table, double_option};
-use crate::routes::resource::{Paged, Resource, Versioned, resource_routes};
+use crate::routes::crud::{Changes, Filter, Table, double_option};
+use crate::routes::resource::{Resource, resource_routes};
 
 pub struct Tasks;
 
@@ -33,15 +33,6 @@ pub struct Task {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl HasKey for Task {
-    fn key(&self) -> Uuid {
-        self.id
-    }
-    fn version(&self) -> i64 {
-        self.version
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -97,22 +88,6 @@ pub struct TaskQuery {
     pub due_before: Option<NaiveDate>,
     /// Due on or after this date.
     pub due_after: Option<NaiveDate>,
-}
-
-impl Versioned for TaskPatch {
-    fn version(&self) -> Option<i64> {
-        self.version
-    }
-}
-
-impl Paged for TaskQuery {
-    fn page(&self) -> PageParams<'_> {
-        PageParams {
-            limit: self.limit,
-            cursor: self.cursor.as_deref(),
-            order: self.order.as_deref(),
-        }
-    }
 }
 
 fn status(v: &str) -> Result<String, domain::UnknownValue> {
