@@ -36,7 +36,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         tasks::http::update, tasks::http::remove,
         notes::http::list, notes::http::create, notes::http::show,
         notes::http::update, notes::http::remove,
-        platform::signup,
+        platform::signup, platform::operator_token, platform::tenants,
         document,
     ),
     modifiers(&BearerAuth),

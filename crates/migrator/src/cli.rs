@@ -40,6 +40,20 @@ pub enum Command {
     /// Tenant lifecycle: create, list, suspend, resume, delete.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Platform operators, who sign in on the bare base domain.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Register a platform operator.
+    Create {
+        email: String,
+        /// 8 to 128 characters.
+        #[arg(long, env = "STRATA_OPERATOR_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,7 +12,9 @@ use tenancy::error::parse_slug;
 use tenancy::migrate::{self, TenantOutcome};
 use tenancy::{FirstAdmin, NewTenant, Registry, Tenant, TenantEvents};
 
-use crate::cli::{Cli, Command, Selection, SharedCommand, TenantCommand, TenantsCommand};
+use crate::cli::{
+    Cli, Command, OperatorCommand, Selection, SharedCommand, TenantCommand, TenantsCommand,
+};
 use crate::output::Output;
 
 /// Why a command did not run to the end.
@@ -38,6 +40,7 @@ impl From<tenancy::Error> for CliError {
             | E::TenantExists(_)
             | E::DomainTaken(_)
             | E::OrphanSchema(_)
+            | E::OperatorExists(_)
             | E::TenantNotFound(_) => Self::Input(err.to_string()),
             other => Self::Tenancy(other),
         }
@@ -113,6 +116,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             tenants_status(&context(&cli, 2).await?, tenants).await
         }
         Command::Tenant(cmd) => tenant(&context(&cli, 2).await?, cmd).await,
+        Command::Operator(OperatorCommand::Create { email, password }) => {
+            let email = domain::validation::email(email)
+                .map_err(|e| CliError::Input(format!("e-mail: {e}")))?;
+            let password = domain::password::Password::parse(password)
+                .map_err(|e| CliError::Input(format!("--password: {e}")))?;
+            let ctx = context(&cli, 1).await?;
+            let id = tenancy::operators::create(&ctx.db, &email, &password.hash()).await?;
+            ctx.out.emit(&json!({ "id": id, "email": email }), || {
+                format!("created operator {email}")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Error {
     OrphanSchema(SchemaName),
     #[error("domain `{0}` already belongs to a tenant")]
     DomainTaken(String),
+    #[error("an operator with e-mail `{0}` already exists")]
+    OperatorExists(String),
     #[error("no tenant `{0}`")]
     TenantNotFound(String),
     #[error("tenant schema {0} does not exist")]

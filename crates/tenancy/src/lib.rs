@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod migrate;
+pub mod operators;
 pub mod provision;
 pub mod registry;
 pub mod resolver;

@@ -2,6 +2,7 @@
 //! sessions with rotation and reuse detection, login throttling, and the
 //! extractor that admits a request.
 
+pub mod operator;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

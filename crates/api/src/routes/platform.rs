@@ -1,6 +1,6 @@
 //! Platform routes, served on the bare base domain only.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use domain::FieldErrors;
 use domain::password::Password;
 use domain::validation::{email, text};
@@ -9,12 +9,106 @@ use tenancy::{FirstAdmin, NewTenant, Slug};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::operator::{OPERATOR_ROLE, Operator};
+use crate::auth::throttle::Throttle;
 use crate::error::ApiError;
 use crate::middleware::tenant::PlatformHost;
 use crate::startup::AppState;
 
 crate::routes::routes! {
     post "/platform/signup" => signup;
+    post "/platform/auth/token" => operator_token;
+    get "/platform/tenants" => tenants;
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OperatorTokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// Signs a platform operator in (on the platform domain). Operator tokens
+/// are short-lived and have no refresh token.
+#[utoipa::path(post, path = "/api/v1/platform/auth/token", tag = "platform",
+    request_body = crate::routes::auth::TokenRequest,
+    responses((status = 200, body = OperatorTokenResponse), (status = 401), (status = 429)))]
+pub async fn operator_token(
+    state: web::Data<AppState>,
+    _platform: PlatformHost,
+    req: HttpRequest,
+    body: web::Json<crate::routes::auth::TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let crate::routes::auth::TokenRequest { email, password } = body.into_inner();
+    let email = email.trim().to_lowercase();
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let throttle = Throttle::new(&state.kv, Uuid::nil(), &email, &address, &state.auth);
+    throttle.check().await?;
+    let found = tenancy::operators::find(&state.db, &email).await?;
+    let hash = found
+        .as_ref()
+        .map(|o| o.password_hash.clone())
+        .unwrap_or_else(|| domain::password::dummy_hash().to_owned());
+    let matches = web::block(move || domain::password::verify(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let operator = match found {
+        Some(o) if matches && o.is_active => o.id,
+        _ => {
+            throttle.failed().await?;
+            return Err(ApiError::Unauthorized("wrong e-mail address or password"));
+        }
+    };
+    throttle.succeeded().await?;
+    let access_token = state.tokens.issue(
+        operator,
+        Uuid::nil(),
+        Uuid::now_v7(),
+        vec![OPERATOR_ROLE.to_owned()],
+    )?;
+    Ok(HttpResponse::Ok().json(OperatorTokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_secs,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantSummary {
+    pub id: Uuid,
+    pub slug: String,
+    pub display_name: String,
+    /// provisioning, active, suspended or deleting.
+    pub status: &'static str,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every tenant (platform operators only).
+#[utoipa::path(get, path = "/api/v1/platform/tenants", tag = "platform",
+    responses((status = 200, body = Vec<TenantSummary>), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn tenants(
+    state: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    let tenants: Vec<TenantSummary> = state
+        .resolver
+        .registry()
+        .list()
+        .await?
+        .iter()
+        .map(|t| TenantSummary {
+            id: t.id(),
+            slug: t.slug().to_string(),
+            display_name: t.display_name().to_owned(),
+            status: t.status().as_str(),
+            created_at: t.created_at(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(tenants))
 }
 
 /// A new tenant and its first administrator.

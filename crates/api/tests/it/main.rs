@@ -7,4 +7,5 @@ mod helpers;
 mod hosts;
 mod invalidation;
 mod isolation;
+mod platform;
 mod probes;

@@ -91,3 +91,95 @@ async fn lifecycle_through_the_cli() {
     let out = migrator(&db, &["tenant", "suspend", "nobody"]).await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn tenant_with_first_admin_and_operators() {
+    let db = TestDb::new(1).await;
+    let out = migrator(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "Boss@Acme.test",
+            "--admin-password",
+            "correct horse",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tenant = db
+        .registry()
+        .get(&tenancy::Slug::parse("acme").expect("slug"))
+        .await
+        .expect("tenant");
+    let tx = tenancy::TenantTx::begin(&db.db, &tenant).await.expect("tx");
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        tx.conn(),
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT u.email, r.name FROM users u JOIN user_roles ur ON ur.user_id = u.id \
+             JOIN roles r ON r.id = ur.role_id",
+        ),
+    )
+    .await
+    .expect("query")
+    .expect("row");
+    assert_eq!(
+        row.try_get_by_index::<String>(0).expect("email"),
+        "boss@acme.test"
+    );
+    assert_eq!(
+        row.try_get_by_index::<String>(1).expect("role"),
+        "Administrators"
+    );
+    tx.rollback().await.expect("rollback");
+
+    // A weak password is refused before anything is created.
+    let out = migrator(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "other",
+            "--admin-email",
+            "a@b.test",
+            "--admin-password",
+            "short",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = migrator(&db, &["tenant", "list", "--json"]).await;
+    assert_eq!(stdout_json(&out).as_array().map(Vec::len), Some(1));
+
+    let out = migrator(
+        &db,
+        &[
+            "operator",
+            "create",
+            "ops@strata.test",
+            "--password",
+            "correct horse",
+        ],
+    )
+    .await;
+    assert!(out.status.success());
+    let out = migrator(
+        &db,
+        &[
+            "operator",
+            "create",
+            "OPS@strata.test",
+            "--password",
+            "correct horse",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "duplicate operator");
+}
