@@ -32,8 +32,18 @@ bench-tenancy:
     export MIGRATOR_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/migrator"
     cargo bench --locked -p api --bench tenancy
 
+# CRM API benchmark: list/get/create requests/s, p99 and server memory.
+bench-crud:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/services.sh
+    export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+    cargo build --locked --release --bin strata-server
+    export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
+    cargo bench --locked -p api --bench crud
+
 # Every benchmark.
-bench: bench-tenancy
+bench: bench-tenancy bench-crud
 
 # Stop the throwaway PostgreSQL and Redis that dev/test may have started.
 stop-services:

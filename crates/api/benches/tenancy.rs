@@ -8,31 +8,17 @@
 //! its own, dropped at the end. `BENCH_TENANTS` (default 1000) and
 //! `BENCH_SECONDS` (default 10) scale it down for a quick look.
 
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::startup::Application;
+use common::{Req, env_or, load, quantile};
 use futures::StreamExt;
 use tenancy::migrate::{rollback_tenant, tenant_migrations};
 use tenancy::testing::TestDb;
 use tenancy::{NewTenant, Slug};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The value at quantile `q` of sorted `xs`.
-fn quantile(xs: &[f64], q: f64) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
-    xs[i.min(xs.len() - 1)]
-}
 
 async fn provision(db: &TestDb, slug: &str) -> f64 {
     let new =
@@ -61,57 +47,6 @@ fn migrator_up(bin: &str, db: &TestDb, concurrency: u32) -> (f64, serde_json::Va
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     (secs, report["summary"].clone())
-}
-
-/// 16 connections hitting `path` on `hosts` (round robin) for `secs`.
-async fn load(address: &str, hosts: &[String], path: &str, secs: u64) -> (f64, f64, f64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let hosts = Arc::new(hosts.to_vec());
-    let workers = (0..16).map(|w| {
-        let hosts = Arc::clone(&hosts);
-        let url = format!("{address}{path}");
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .expect("client");
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            let mut i = w;
-            while Instant::now() < deadline {
-                let host = &hosts[i % hosts.len()];
-                i += 16;
-                let started = Instant::now();
-                match client
-                    .get(&url)
-                    .header(reqwest::header::HOST, host.as_str())
-                    .send()
-                    .await
-                {
-                    Ok(res) if res.status().is_success() => {
-                        let _ = res.bytes().await;
-                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        })
-    });
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for r in futures::future::join_all(workers).await {
-        let (l, e) = r.expect("worker");
-        all.extend(l);
-        errors += e;
-    }
-    all.sort_by(f64::total_cmp);
-    assert_eq!(errors, 0, "requests failed under load");
-    (
-        all.len() as f64 / secs as f64,
-        quantile(&all, 0.5),
-        quantile(&all, 0.99),
-    )
 }
 
 /// `pgbench -S -c 16` on a scratch database of the same server: TPS.
@@ -220,6 +155,15 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let one = vec!["prov-000.localhost".to_owned()];
+    let stats = |hosts: Vec<String>| {
+        move |n: usize| Req {
+            method: reqwest::Method::GET,
+            host: hosts[n % hosts.len()].clone(),
+            path: "/api/v1/tenant/stats".into(),
+            token: None,
+            body: None,
+        }
+    };
     let many: Vec<String> = db
         .registry()
         .list()
@@ -229,18 +173,16 @@ async fn main() {
         .map(|t| format!("{}.localhost", t.slug()))
         .collect();
     let path = "/api/v1/tenant/stats";
-    load(&address, &one, path, 2).await; // warm-up
-    let (rps, p50, p99) = load(&address, &one, path, secs).await;
-    println!(
-        "GET {path}, 16 connections, one tenant: {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
-    );
+    load(&address, 16, 2, stats(one.clone())).await; // warm-up
+    let s = load(&address, 16, secs, stats(one)).await;
+    println!("GET {path}, 16 connections, one tenant: {s}");
     // Each PostgreSQL backend loads a tenant's table descriptors the first
     // time it meets that tenant; the first pass pays for that, the second
     // shows a long-running server.
     for pass in ["first pass, cold catalog caches", "second pass, warm"] {
-        let (rps, p50, p99) = load(&address, &many, path, secs).await;
+        let s = load(&address, 16, secs, stats(many.clone())).await;
         println!(
-            "GET {path}, 16 connections, {} tenants ({pass}): {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
+            "GET {path}, 16 connections, {} tenants ({pass}): {s}",
             many.len()
         );
     }

@@ -1,0 +1,124 @@
+//! What the benchmarks share: a closed-loop HTTP load generator and
+//! percentiles.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The value at quantile `q` of sorted `xs`.
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
+    xs[i.min(xs.len() - 1)]
+}
+
+/// One request of a load run.
+pub struct Req {
+    pub method: reqwest::Method,
+    pub host: String,
+    pub path: String,
+    pub token: Option<String>,
+    pub body: Option<serde_json::Value>,
+}
+
+/// Result of a load run.
+pub struct Stats {
+    pub rps: f64,
+    pub p50: f64,
+    pub p99: f64,
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            self.rps, self.p50, self.p99
+        )
+    }
+}
+
+/// `connections` closed-loop clients, each on its own keep-alive
+/// connection, sending `make(n)` for n = 0, 1, 2, ... for `secs` seconds.
+/// Every response must be a success.
+pub async fn load<F>(address: &str, connections: usize, secs: u64, make: F) -> Stats
+where
+    F: Fn(usize) -> Req + Send + Sync + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let make = Arc::new(make);
+    let workers = (0..connections).map(|w| {
+        let make = Arc::clone(&make);
+        let address = address.to_owned();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("client");
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            let mut n = w;
+            while Instant::now() < deadline {
+                let r = make(n);
+                n += connections;
+                let mut req = client
+                    .request(r.method, format!("{address}{}", r.path))
+                    .header(reqwest::header::HOST, r.host);
+                if let Some(t) = r.token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(b) = r.body {
+                    req = req.json(&b);
+                }
+                let started = Instant::now();
+                match req.send().await {
+                    Ok(res) if res.status().is_success() => {
+                        let _ = res.bytes().await;
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Ok(res) => {
+                        if failures == 0 {
+                            eprintln!(
+                                "failed: {} {}",
+                                res.status(),
+                                res.text().await.unwrap_or_default()
+                            );
+                        }
+                        failures += 1;
+                    }
+                    Err(e) => {
+                        if failures == 0 {
+                            eprintln!("failed: {e}");
+                        }
+                        failures += 1;
+                    }
+                }
+            }
+            (latencies, failures)
+        })
+    });
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for r in futures::future::join_all(workers).await {
+        let (l, f) = r.expect("worker");
+        all.extend(l);
+        failures += f;
+    }
+    assert_eq!(failures, 0, "requests failed under load");
+    all.sort_by(f64::total_cmp);
+    Stats {
+        rps: all.len() as f64 / secs as f64,
+        p50: quantile(&all, 0.5),
+        p99: quantile(&all, 0.99),
+    }
+}

@@ -1,0 +1,217 @@
+//! CRM API benchmark: requests/s and p99 of list (50 rows), get and create
+//! at 16 connections, on one tenant and spread over many, and the server's
+//! resident memory under that load.
+//!
+//! Runs the release `strata-server` named by `SERVER_BIN` as its own
+//! process (so its memory is its own); `just bench-crud` builds it. Access
+//! tokens are signed with the configured secret for an administrator of
+//! each tenant, so the run measures serving, not password hashing.
+//! `BENCH_TENANTS` (default 1000) and `BENCH_SECONDS` (default 10) scale it.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use api::auth::TokenKeys;
+use api::configuration::Settings;
+use common::{Req, env_or, load};
+use futures::StreamExt;
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tenancy::testing::TestDb;
+use tenancy::{NewTenant, Slug, TenantTx};
+use uuid::Uuid;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    /// VmRSS and VmHWM (peak) in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(f64::NAN, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// One tenant of the run: its host, a token, and its client ids.
+#[derive(Clone)]
+struct Target {
+    host: String,
+    token: String,
+    ids: Vec<Uuid>,
+}
+
+async fn tenant(db: &TestDb, keys: &TokenKeys, slug: &str) -> Target {
+    let new =
+        NewTenant::new(Slug::parse(slug).expect("slug"), slug, &[], "localhost").expect("tenant");
+    let t = db.registry().create(&new).await.expect("create");
+    let tx = TenantTx::begin(&db.db, &t).await.expect("tx");
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "INSERT INTO clients (id, name, status, email, city, country) \
+             SELECT gen_random_uuid(), 'Client ' || n, 'active', 'c' || n || '@example.com', \
+                    'Lisbon', 'PT' FROM generate_series(1, 60) n RETURNING id",
+        ))
+        .await
+        .expect("clients");
+    tx.commit().await.expect("commit");
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<Uuid>(0).expect("id"))
+        .collect();
+    let token = keys
+        .issue(
+            Uuid::now_v7(),
+            t.id(),
+            Uuid::now_v7(),
+            vec!["Administrators".into()],
+        )
+        .expect("token");
+    Target {
+        host: format!("{slug}.localhost"),
+        token,
+        ids,
+    }
+}
+
+fn list(targets: Vec<Target>) -> impl Fn(usize) -> Req {
+    move |n| {
+        let t = &targets[n % targets.len()];
+        Req {
+            method: Method::GET,
+            host: t.host.clone(),
+            path: "/api/v1/clients?limit=50".into(),
+            token: Some(t.token.clone()),
+            body: None,
+        }
+    }
+}
+
+fn get(targets: Vec<Target>) -> impl Fn(usize) -> Req {
+    move |n| {
+        let t = &targets[n % targets.len()];
+        Req {
+            method: Method::GET,
+            host: t.host.clone(),
+            path: format!(
+                "/api/v1/clients/{}",
+                t.ids[(n / targets.len()) % t.ids.len()]
+            ),
+            token: Some(t.token.clone()),
+            body: None,
+        }
+    }
+}
+
+fn create(targets: Vec<Target>) -> impl Fn(usize) -> Req {
+    move |n| {
+        let t = &targets[n % targets.len()];
+        Req {
+            method: Method::POST,
+            host: t.host.clone(),
+            path: "/api/v1/clients".into(),
+            token: Some(t.token.clone()),
+            body: Some(serde_json::json!({
+                "name": format!("New client {n}"),
+                "status": "lead",
+                "email": format!("new{n}@example.com"),
+                "country": "PT",
+            })),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let tenants: usize = env_or("BENCH_TENANTS", 1000);
+    let secs: u64 = env_or("BENCH_SECONDS", 10);
+    let Ok(bin) = std::env::var("SERVER_BIN") else {
+        eprintln!("SERVER_BIN is not set: run `just bench-crud`");
+        return;
+    };
+    let settings: Settings = tenancy::config::load().expect("configuration");
+    let keys = TokenKeys::new(&settings.auth.jwt_secret, 3600, 3600);
+    let db = TestDb::new(8).await;
+    println!("== CRM API benchmark ({tenants} tenants, {secs} s runs, 16 connections) ==");
+
+    let targets: Vec<Target> = futures::stream::iter(0..tenants)
+        .map(|i| {
+            let (db, keys) = (&db, &keys);
+            async move { tenant(db, keys, &format!("crud-{i:04}")).await }
+        })
+        .buffered(4)
+        .collect()
+        .await;
+    let one = vec![targets[0].clone()];
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let server = Server(
+        Command::new(&bin)
+            .env("STRATA__DATABASE__URL", &db.url)
+            .env("STRATA__DATABASE__POOL_SIZE", "16")
+            .env("STRATA__REDIS__URL", &db.redis.url)
+            .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
+            .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("STRATA__LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start server"),
+    );
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("{address}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rss, _) = server.memory();
+    println!("server idle: {rss:.1} MiB resident");
+
+    load(&address, 16, 2, list(one.clone())).await; // warm-up
+    let s = load(&address, 16, secs, list(one.clone())).await;
+    println!("list 50, one tenant:        {s}");
+    let s = load(&address, 16, secs, get(one.clone())).await;
+    println!("get, one tenant:            {s}");
+    let s = load(&address, 16, secs, create(one.clone())).await;
+    println!("create, one tenant:         {s}");
+
+    // A first pass over every tenant warms each PostgreSQL backend's
+    // catalog caches, as a long-running server's would be.
+    load(&address, 16, secs, list(targets.clone())).await;
+    let s = load(&address, 16, secs, list(targets.clone())).await;
+    println!("list 50, {tenants} tenants:     {s}");
+    let s = load(&address, 16, secs, get(targets.clone())).await;
+    println!("get, {tenants} tenants:         {s}");
+    let s = load(&address, 16, secs, create(targets.clone())).await;
+    println!("create, {tenants} tenants:      {s}");
+    let (rss, peak) = server.memory();
+    println!("server under load: {rss:.1} MiB resident, peak {peak:.1} MiB");
+}
