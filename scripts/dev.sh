@@ -16,14 +16,22 @@ if ! psql "$STRATA_PG_SERVER/postgres" -Atqc "SELECT 1 FROM pg_database WHERE da
 fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 "$target_dir/debug/migrator" shared up
-"$target_dir/debug/migrator" migrate-tenant demo --create --name "Demo Company"
+if "$target_dir/debug/migrator" tenant list --json | grep -q '"slug": "demo"'; then
+  "$target_dir/debug/migrator" migrate-tenant demo
+else
+  "$target_dir/debug/migrator" tenant create demo --name "Demo Company" \
+    --admin-email admin@demo.test --admin-password demo-password
+fi
 
 listen="${STRATA__SERVER__LISTEN:-127.0.0.1:8080}"
 cat >&2 <<MSG
 
-Strata is starting on http://$listen with tenant "demo". Try:
+Strata is starting on http://$listen with tenant "demo"
+(administrator admin@demo.test, password demo-password). Try:
   curl -s -H 'Host: demo.localhost' http://$listen/api/v1/tenant
-  curl -s -H 'Host: demo.localhost' http://$listen/api/v1/tenant/stats
+  curl -s -H 'Host: demo.localhost' -H 'content-type: application/json' \
+       -d '{"email":"admin@demo.test","password":"demo-password"}' http://$listen/api/v1/auth/token
+API reference: http://$listen/docs/   Migrator: DATABASE_URL=$DATABASE_URL $target_dir/debug/migrator --help
 
 MSG
 exec "$target_dir/debug/strata-server"
