@@ -30,6 +30,12 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("{0}")]
+    ForbiddenText(String),
+    #[error("{1}")]
+    Gone(&'static str, String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -56,7 +62,9 @@ impl ApiError {
             Self::RouteNotFound => "Not found",
             Self::BadBody(_) => "Malformed request",
             Self::Unauthorized(_) => "Unauthorized",
-            Self::Forbidden(_) => "Forbidden",
+            Self::Forbidden(_) | Self::ForbiddenText(_) => "Forbidden",
+            Self::Gone(..) => "Gone",
+            Self::TooLarge(_) => "Payload too large",
             Self::NotFound(_) => "Not found",
             Self::Conflict(_) => "Conflict",
             Self::StaleVersion { .. } => "Precondition failed",
@@ -127,7 +135,9 @@ impl ResponseError for ApiError {
         match self {
             Self::BadHost | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::ForbiddenText(_) => StatusCode::FORBIDDEN,
+            Self::Gone(..) => StatusCode::GONE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::StaleVersion { .. } => StatusCode::PRECONDITION_FAILED,
@@ -159,6 +169,7 @@ impl ResponseError for ApiError {
             Self::NoTenant => Some("tenant_not_found"),
             Self::StaleVersion { .. } => Some("stale_version"),
             Self::Validation(_) => Some("invalid_fields"),
+            Self::Gone(code, _) => Some(*code),
             _ => None,
         };
         let mut res = HttpResponse::build(status);

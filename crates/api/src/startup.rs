@@ -17,6 +17,9 @@ use crate::error::ApiError;
 use crate::kv::Kv;
 use crate::middleware::request_span::request_span;
 
+/// Largest JSON body accepted (a full push batch fits).
+pub const JSON_LIMIT: usize = 32 * 1024 * 1024;
+
 /// What every handler shares.
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -25,6 +28,7 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub auth: AuthSettings,
     pub base_domain: String,
+    pub cursors: sync_engine::CursorKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,7 @@ impl Application {
             ),
             auth: settings.auth.clone(),
             base_domain: settings.tenancy.base_domain.clone(),
+            cursors: sync_engine::CursorKey::new(settings.auth.jwt_secret.as_bytes()),
         });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -95,8 +100,26 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(
-                    web::JsonConfig::default()
+                    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(
+                        |err, _| match err {
+                            actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                            | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                                ApiError::TooLarge(format!(
+                                    "request bodies are limited to {JSON_LIMIT} bytes"
+                                ))
+                                .into()
+                            }
+                            other => ApiError::BadBody(other.to_string()).into(),
+                        },
+                    ),
+                )
+                .app_data(
+                    web::QueryConfig::default()
                         .error_handler(|err, _| ApiError::BadBody(err.to_string()).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|_, _| ApiError::NotFound("record").into()),
                 )
                 .wrap(Compress::default())
                 .wrap(from_fn(request_span))

@@ -1,6 +1,23 @@
 //! The sync engine: change tracking and PUSH/PULL of tenant data for
 //! offline-first and integration clients.
 //!
-//! Not built yet. docs/architecture.md describes the design it will follow:
-//! versioned rows with tombstones, pull cursors gated by the transaction
-//! horizon, idempotent pushes keyed by client mutation ids.
+//! Tables listed in [`models::MODELS`] are tracked by triggers (see the
+//! tenant migration `create_sync_tracking`): every write bumps the row's
+//! version and records the writing transaction in `sync_changes`, deletes
+//! leave tombstones. [`pull`] delivers changes between a cursor and the
+//! transaction horizon, never skipping one; [`push`] applies a client's
+//! mutations exactly once, settling conflicts per model. Both work on a
+//! connection the caller has scoped to one tenant.
+
+pub mod cursor;
+pub mod error;
+pub mod models;
+pub mod permissions;
+pub mod pull;
+pub mod push;
+pub mod validate;
+
+pub use cursor::{Cursor, CursorKey};
+pub use error::SyncError;
+pub use models::{MODELS, Model, Strategy};
+pub use permissions::Permissions;

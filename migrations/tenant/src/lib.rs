@@ -12,6 +12,7 @@ mod m20261122_000001_create_branches;
 mod m20261122_000002_create_users_and_roles;
 mod m20261122_000003_create_clients_and_contacts;
 mod m20261122_000004_create_tasks_and_notes;
+mod m20261122_000005_create_sync_tracking;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_users_and_roles::Migration),
             Box::new(m20261122_000003_create_clients_and_contacts::Migration),
             Box::new(m20261122_000004_create_tasks_and_notes::Migration),
+            Box::new(m20261122_000005_create_sync_tracking::Migration),
         ]
     }
 }

@@ -28,6 +28,7 @@ pub mod health;
 pub mod notes;
 pub mod platform;
 pub mod resource;
+pub mod sync;
 pub mod tasks;
 pub mod tenant;
 pub mod users;
@@ -49,6 +50,7 @@ pub fn served() -> Vec<(&'static str, String)> {
         tasks::http::ROUTES,
         notes::http::ROUTES,
         platform::ROUTES,
+        sync::ROUTES,
     ] {
         all.extend(routes.iter().map(|(m, p)| (*m, format!("/api/v1{p}"))));
     }
@@ -69,6 +71,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(contacts::http::config)
             .configure(tasks::http::config)
             .configure(notes::http::config)
-            .configure(platform::config),
+            .configure(platform::config)
+            .configure(sync::config),
     );
 }

@@ -1,0 +1,232 @@
+//! PULL: the changes since a cursor, model by model, page by page.
+//!
+//! Each change row carries the id of the transaction that last wrote the
+//! record (`txid`). A pull delivers the rows with `lo <= txid < hi`, where
+//! `hi` is the transaction horizon, `pg_snapshot_xmin(pg_current_snapshot())`:
+//! every transaction below it has finished, so every change in range is
+//! committed (and visible) or rolled back, and none can still appear there.
+//! The next pull starts at `hi`. Transactions that commit out of order are
+//! therefore never skipped, however long they run; a long transaction only
+//! delays what pulls can see until it ends.
+//!
+//! The first page of a pull pins `hi`; later pages read the same range
+//! after the last delivered (txid, id), so a multi-page sync never skips or
+//! repeats a change. A record written again mid-pull moves above `hi` and
+//! comes with the next pull.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::cursor::Cursor;
+use crate::error::SyncError;
+use crate::models::Model;
+use crate::permissions::Permissions;
+
+/// One model's share of a pull.
+#[derive(Debug, Default, Serialize)]
+pub struct ModelChanges {
+    pub created: Vec<Box<RawValue>>,
+    pub updated: Vec<Box<RawValue>>,
+    pub deleted: Vec<Uuid>,
+}
+
+impl ModelChanges {
+    pub fn len(&self) -> usize {
+        self.created.len() + self.updated.len() + self.deleted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a pull returns.
+#[derive(Debug)]
+pub struct Pulled {
+    pub changes: BTreeMap<&'static str, ModelChanges>,
+    /// Where the next pull (or the next page) starts.
+    pub cursor: Cursor,
+    pub has_more: bool,
+}
+
+#[derive(FromQueryResult)]
+struct Row {
+    record_id: Uuid,
+    txid: String,
+    is_new: bool,
+    data: Option<String>,
+}
+
+fn parse_xid(text: &str) -> Result<u64, SyncError> {
+    text.parse()
+        .map_err(|_| SyncError::Database(sea_orm::DbErr::Custom(format!("bad xid8 `{text}`"))))
+}
+
+/// The transaction horizon: every transaction id below it has finished.
+pub async fn horizon(conn: &impl ConnectionTrait) -> Result<u64, SyncError> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text",
+        ))
+        .await?
+        .ok_or_else(|| SyncError::Database(sea_orm::DbErr::Custom("no horizon".into())))?;
+    parse_xid(&row.try_get_by_index::<String>(0)?)
+}
+
+/// The oldest cursor still served (tombstones below it were purged).
+async fn purged_before(conn: &impl ConnectionTrait) -> Result<u64, SyncError> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT purged_before::text FROM sync_state",
+        ))
+        .await?;
+    match row {
+        Some(r) => parse_xid(&r.try_get_by_index::<String>(0)?),
+        None => Ok(0),
+    }
+}
+
+/// Pulls up to `limit` changes of `models` for `caller`, from `cursor` (a
+/// fresh start when `None`).
+pub async fn pull(
+    conn: &impl ConnectionTrait,
+    tenant: Uuid,
+    caller: Uuid,
+    perms: &Permissions,
+    models: &[&'static Model],
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Result<Pulled, SyncError> {
+    let scopes = models
+        .iter()
+        .map(|m| perms.pull(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = models.iter().map(|m| m.name.to_owned()).collect();
+    let (lo, hi, mut after) = match cursor {
+        Some(c) => {
+            if c.lo > 0 && c.lo < purged_before(conn).await? {
+                return Err(SyncError::ResetRequired);
+            }
+            match c.hi {
+                // A pull under way must keep asking for the same models.
+                Some(hi) if c.m.as_ref() == Some(&names) => (c.lo, hi, c.after),
+                Some(_) => {
+                    return Err(SyncError::BadCursor(
+                        "belongs to a pull of other models; finish it or start over".into(),
+                    ));
+                }
+                None => (c.lo, horizon(conn).await?, None),
+            }
+        }
+        None => (0, horizon(conn).await?, None),
+    };
+    let initial = lo == 0;
+
+    let mut changes: BTreeMap<&'static str, ModelChanges> = BTreeMap::new();
+    let mut room = limit;
+    let mut has_more = false;
+    for (i, (model, scope)) in models.iter().zip(&scopes).enumerate() {
+        let entry = changes.entry(model.name).or_default();
+        let start = match after {
+            Some((m, _, _)) if m > i => continue,
+            Some((m, txid, id)) if m == i => Some((txid, id)),
+            _ => None,
+        };
+        if room == 0 {
+            has_more = true;
+            break;
+        }
+        let mut values: Vec<Value> = vec![lo.to_string().into(), hi.to_string().into()];
+        let visible = scope.sql(model, caller, &mut values);
+        let mut conditions = vec![
+            format!("c.model = '{}'", model.name),
+            "c.txid >= $1::text::xid8".to_owned(),
+            "c.txid < $2::text::xid8".to_owned(),
+        ];
+        if initial {
+            conditions.push("NOT c.deleted".into());
+        }
+        if let Some((txid, id)) = start {
+            values.push(txid.to_string().into());
+            values.push(id.into());
+            conditions.push(format!(
+                "(c.txid, c.record_id) > (${}::text::xid8, ${})",
+                values.len() - 1,
+                values.len()
+            ));
+        }
+        values.push(((room + 1) as i64).into());
+        let sql = format!(
+            "SELECT c.record_id, c.txid::text AS txid, c.created_txid >= $1::text::xid8 AS is_new, \
+                    CASE WHEN NOT c.deleted AND t.id IS NOT NULL AND {visible} \
+                         THEN {json}::text END AS data \
+             FROM sync_changes c LEFT JOIN {table} t ON t.id = c.record_id \
+             WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}",
+            json = model.json_sql(),
+            table = model.table,
+            conds = conditions.join(" AND "),
+            lim = values.len(),
+        );
+        let rows = Row::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            &sql,
+            values,
+        ))
+        .all(conn)
+        .await?;
+        let more_here = rows.len() > room;
+        for row in rows.into_iter().take(room) {
+            let txid = parse_xid(&row.txid)?;
+            after = Some((i, txid, row.record_id));
+            room -= 1;
+            match row.data {
+                Some(data) => {
+                    let raw = RawValue::from_string(data)
+                        .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+                    if row.is_new || initial {
+                        entry.created.push(raw);
+                    } else {
+                        entry.updated.push(raw);
+                    }
+                }
+                // Deleted, or no longer within the caller's rows. A record
+                // the client never received needs no delete.
+                None if !row.is_new && !initial => entry.deleted.push(row.record_id),
+                None => {}
+            }
+        }
+        if more_here {
+            has_more = true;
+            break;
+        }
+        after = Some((i + 1, 0, Uuid::nil()));
+    }
+    let cursor = if has_more {
+        Cursor {
+            t: tenant,
+            lo,
+            hi: Some(hi),
+            after,
+            m: Some(names),
+        }
+    } else {
+        Cursor {
+            t: tenant,
+            lo: hi,
+            hi: None,
+            after: None,
+            m: None,
+        }
+    };
+    Ok(Pulled {
+        changes,
+        cursor,
+        has_more,
+    })
+}

@@ -1,0 +1,641 @@
+//! PUSH: a client's batch of mutations, applied once, with conflicts settled
+//! by each model's strategy and reported per record.
+//!
+//! Mutations carry increasing ids per client; the highest applied is stored
+//! in `sync_clients` in the same transaction as the writes, so a retried
+//! batch skips what it already applied. Runs of mutations of one model and
+//! kind are written with one statement each; a run that fails is retried
+//! record by record (each in a savepoint) to report the failing ones.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
+    Value,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+use uuid::Uuid;
+
+use crate::error::SyncError;
+use crate::models::{Model, Strategy, model};
+use crate::permissions::{Permissions, Scope};
+use crate::validate;
+
+/// The largest batch accepted.
+pub const MAX_BATCH: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One change made by a client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mutation {
+    /// Increasing per client.
+    pub mutation_id: i64,
+    pub op: Op,
+    pub model: String,
+    pub id: Uuid,
+    /// The version the change was made against (updates and deletes).
+    #[serde(default)]
+    pub base_version: Option<i64>,
+    #[serde(default)]
+    pub fields: Map<String, serde_json::Value>,
+}
+
+/// What happened to one mutation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub mutation_id: i64,
+    pub model: String,
+    pub id: Uuid,
+    /// created, updated, deleted, conflict, failed or duplicate.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Counts per model.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub conflicted: u64,
+    pub failed: u64,
+    pub duplicate: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pushed {
+    pub results: Vec<Outcome>,
+    pub summary: BTreeMap<String, Counts>,
+    /// Whether everything sent was applied (or already had been).
+    pub complete: bool,
+}
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn outcome(m: &Mutation, status: &'static str) -> Outcome {
+    Outcome {
+        mutation_id: m.mutation_id,
+        model: m.model.clone(),
+        id: m.id,
+        status,
+        resolution: None,
+        server: None,
+        errors: Vec::new(),
+    }
+}
+
+fn failed(m: &Mutation, errors: Vec<String>) -> Outcome {
+    Outcome {
+        errors,
+        ..outcome(m, "failed")
+    }
+}
+
+/// Checks the batch as a whole: size, known models, push permission.
+pub fn check_batch(perms: &Permissions, mutations: &[Mutation]) -> Result<(), SyncError> {
+    if mutations.len() > MAX_BATCH {
+        return Err(SyncError::TooLarge {
+            max: MAX_BATCH,
+            got: mutations.len(),
+        });
+    }
+    for m in mutations {
+        let md = model(&m.model).ok_or_else(|| SyncError::UnknownModel(m.model.clone()))?;
+        perms.push(md)?;
+        if m.mutation_id <= 0 {
+            return Err(SyncError::BadRequest(format!(
+                "mutation_id must be positive, got {}",
+                m.mutation_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The client's last applied mutation id, claiming `client_id` for `user`.
+async fn last_mutation(
+    conn: &impl ConnectionTrait,
+    client_id: &str,
+    user: Uuid,
+) -> Result<i64, SyncError> {
+    let row = conn
+        .query_one_raw(stmt(
+            "INSERT INTO sync_clients (client_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (client_id) DO UPDATE SET updated_at = now() \
+             RETURNING user_id, last_mutation_id",
+            vec![client_id.into(), user.into()],
+        ))
+        .await?
+        .ok_or_else(|| SyncError::BadRequest("client registration failed".into()))?;
+    let owner: Uuid = row.try_get("", "user_id")?;
+    if owner != user {
+        return Err(SyncError::ForeignClient(client_id.to_owned()));
+    }
+    Ok(row.try_get("", "last_mutation_id")?)
+}
+
+#[derive(FromQueryResult)]
+struct Current {
+    data: String,
+    version: i64,
+    in_scope: bool,
+    field_versions: Option<serde_json::Value>,
+}
+
+/// The record as the API shows it, its version, whether it is in the
+/// caller's scope, and when each field last changed.
+async fn current(
+    conn: &impl ConnectionTrait,
+    md: &Model,
+    scope: &Scope,
+    caller: Uuid,
+    id: Uuid,
+) -> Result<Option<Current>, SyncError> {
+    let mut values: Vec<Value> = Vec::new();
+    let visible = scope.sql(md, caller, &mut values);
+    values.push(id.into());
+    let sql = format!(
+        "SELECT {json}::text AS data, t.version, {visible} AS in_scope, c.field_versions \
+         FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
+         WHERE t.id = ${n} FOR UPDATE OF t",
+        json = md.json_sql(),
+        table = md.table,
+        model = md.name,
+        n = values.len()
+    );
+    Ok(Current::find_by_statement(stmt(&sql, values))
+        .one(conn)
+        .await?)
+}
+
+/// `SET` assignments taking each of `cols` from the input object `x.d`
+/// when present.
+fn assignments(md: &Model, cols: &[&str]) -> String {
+    cols.iter()
+        .filter_map(|c| md.field(c))
+        .map(|f| {
+            format!(
+                "{0} = CASE WHEN x.d ? '{0}' THEN (x.d->>'{0}')::{1} ELSE t.{0} END",
+                f.name,
+                f.ty.sql()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A record in a JSON array for a bulk statement.
+fn row_json(m: &Mutation, fields: &Map<String, serde_json::Value>) -> serde_json::Value {
+    json!({ "id": m.id, "bv": m.base_version, "d": fields })
+}
+
+/// Inserts `rows` (validated); the ids that were inserted.
+async fn insert(
+    conn: &impl ConnectionTrait,
+    md: &Model,
+    rows: &[serde_json::Value],
+    cols: &[&str],
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    let fields: Vec<_> = cols.iter().filter_map(|c| md.field(c)).collect();
+    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    let exprs: Vec<String> = fields
+        .iter()
+        .map(|f| format!("(x.d->>'{}')::{}", f.name, f.ty.sql()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} (id{sep}{names}) \
+         SELECT (x.e->>'id')::uuid{sep}{exprs} \
+         FROM (SELECT e, e->'d' AS d FROM jsonb_array_elements($1::jsonb) e) x \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+        table = md.table,
+        sep = if names.is_empty() { "" } else { ", " },
+        names = names.join(", "),
+        exprs = exprs.join(", "),
+    );
+    let rows = conn
+        .query_all_raw(stmt(
+            &sql,
+            vec![serde_json::Value::Array(rows.to_vec()).into()],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
+}
+
+/// Updates `rows` still at their base version and in scope; the ids updated.
+async fn update(
+    conn: &impl ConnectionTrait,
+    md: &Model,
+    scope: &Scope,
+    caller: Uuid,
+    rows: &[serde_json::Value],
+    cols: &[&str],
+    check_version: bool,
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    let mut values: Vec<Value> = vec![serde_json::Value::Array(rows.to_vec()).into()];
+    let visible = scope.sql(md, caller, &mut values);
+    let set = assignments(md, cols);
+    // An update with no fields still bumps the version (the trigger does).
+    let set = if set.is_empty() {
+        "id = t.id".to_owned()
+    } else {
+        set
+    };
+    let version = if check_version {
+        "AND t.version = x.bv"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE {table} t SET {set} \
+         FROM (SELECT (e->>'id')::uuid AS id, (e->>'bv')::bigint AS bv, e->'d' AS d \
+               FROM jsonb_array_elements($1::jsonb) e) x \
+         WHERE t.id = x.id {version} AND {visible} RETURNING t.id",
+        table = md.table,
+    );
+    let rows = conn.query_all_raw(stmt(&sql, values)).await?;
+    rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
+}
+
+/// Deletes `rows` still at their base version (if given) and in scope.
+async fn delete(
+    conn: &impl ConnectionTrait,
+    md: &Model,
+    scope: &Scope,
+    caller: Uuid,
+    rows: &[serde_json::Value],
+    check_version: bool,
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    let mut values: Vec<Value> = vec![serde_json::Value::Array(rows.to_vec()).into()];
+    let visible = scope.sql(md, caller, &mut values);
+    let version = if check_version {
+        "AND (x.bv IS NULL OR t.version = x.bv)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "DELETE FROM {table} t USING \
+         (SELECT (e->>'id')::uuid AS id, (e->>'bv')::bigint AS bv FROM jsonb_array_elements($1::jsonb) e) x \
+         WHERE t.id = x.id {version} AND {visible} RETURNING t.id",
+        table = md.table,
+    );
+    let rows = conn.query_all_raw(stmt(&sql, values)).await?;
+    rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
+}
+
+/// A run of validated mutations of one model and kind.
+struct Run<'a> {
+    md: &'static Model,
+    op: Op,
+    items: Vec<(&'a Mutation, Map<String, serde_json::Value>)>,
+}
+
+/// Applies `mutations` from `client_id` for `caller`. With `atomic`, any
+/// mutation not applied rolls back the whole batch (the caller must roll
+/// back when `complete` is false).
+pub async fn push(
+    conn: &DatabaseTransaction,
+    caller: Uuid,
+    perms: &Permissions,
+    client_id: &str,
+    mutations: &[Mutation],
+) -> Result<Pushed, SyncError> {
+    check_batch(perms, mutations)?;
+    let last = last_mutation(conn, client_id, caller).await?;
+    let mut results: Vec<Option<Outcome>> = vec![None; mutations.len()];
+    let mut index: HashMap<i64, usize> = HashMap::new();
+
+    // Validate and group consecutive mutations of one model and kind; a
+    // record met twice in one run starts a new run.
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, m) in mutations.iter().enumerate() {
+        index.insert(m.mutation_id, i);
+        if m.mutation_id <= last {
+            results[i] = Some(outcome(m, "duplicate"));
+            continue;
+        }
+        let Some(md) = model(&m.model) else {
+            results[i] = Some(failed(m, vec![format!("unknown model `{}`", m.model)]));
+            continue;
+        };
+        let scope = perms.push(md)?;
+        let fields = match m.op {
+            Op::Delete => Map::new(),
+            op => match validate::fields(md, &m.fields, op == Op::Create) {
+                Ok(f) => f,
+                Err(errors) => {
+                    results[i] = Some(failed(m, errors));
+                    continue;
+                }
+            },
+        };
+        if m.op == Op::Create && !scope.matches(&fields, caller) {
+            results[i] = Some(failed(
+                m,
+                vec!["the record would be outside the rows you may push".into()],
+            ));
+            continue;
+        }
+        if m.op == Op::Update && m.base_version.is_none() {
+            results[i] = Some(failed(
+                m,
+                vec!["base_version: is required for updates".into()],
+            ));
+            continue;
+        }
+        let fresh = match runs.last() {
+            Some(r) => {
+                r.md.name != md.name || r.op != m.op || r.items.iter().any(|(x, _)| x.id == m.id)
+            }
+            None => true,
+        };
+        if fresh {
+            runs.push(Run {
+                md,
+                op: m.op,
+                items: Vec::new(),
+            });
+        }
+        if let Some(run) = runs.last_mut() {
+            run.items.push((m, fields));
+        }
+    }
+
+    for run in &runs {
+        let scope = perms.push(run.md)?;
+        let done = apply_run(conn, caller, scope, run).await?;
+        for o in done {
+            if let Some(&i) = index.get(&o.mutation_id) {
+                results[i] = Some(o);
+            }
+        }
+    }
+
+    let results: Vec<Outcome> = results.into_iter().flatten().collect();
+    let mut summary: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut complete = true;
+    for o in &results {
+        let name = model(&o.model).map_or(o.model.clone(), |m| m.name.to_owned());
+        let c = summary.entry(name).or_default();
+        match o.status {
+            "created" => c.created += 1,
+            "updated" => c.updated += 1,
+            "deleted" => c.deleted += 1,
+            "duplicate" => c.duplicate += 1,
+            "conflict" => {
+                c.conflicted += 1;
+                complete = false;
+            }
+            _ => {
+                c.failed += 1;
+                complete = false;
+            }
+        }
+        if o.resolution.is_some() && o.status != "conflict" {
+            c.conflicted += 1;
+        }
+    }
+    if let Some(max) = mutations
+        .iter()
+        .map(|m| m.mutation_id)
+        .max()
+        .filter(|&m| m > last)
+    {
+        conn.execute_raw(stmt(
+            "UPDATE sync_clients SET last_mutation_id = $2, updated_at = now() WHERE client_id = $1",
+            vec![client_id.into(), max.into()],
+        ))
+        .await?;
+    }
+    Ok(Pushed {
+        results,
+        summary,
+        complete,
+    })
+}
+
+/// Columns written by any item of a run.
+fn columns<'a>(run: &'a Run) -> Vec<&'a str> {
+    let mut cols: Vec<&str> = Vec::new();
+    for (_, f) in &run.items {
+        for k in f.keys() {
+            if !cols.contains(&k.as_str()) {
+                cols.push(k);
+            }
+        }
+    }
+    cols
+}
+
+async fn apply_run(
+    conn: &DatabaseTransaction,
+    caller: Uuid,
+    scope: &Scope,
+    run: &Run<'_>,
+) -> Result<Vec<Outcome>, SyncError> {
+    let rows: Vec<serde_json::Value> = run.items.iter().map(|(m, f)| row_json(m, f)).collect();
+    let cols = columns(run);
+    let sp = conn.begin().await?;
+    let bulk = match run.op {
+        Op::Create => insert(&sp, run.md, &rows, &cols).await,
+        Op::Update => update(&sp, run.md, scope, caller, &rows, &cols, true).await,
+        Op::Delete => delete(&sp, run.md, scope, caller, &rows, true).await,
+    };
+    match bulk {
+        Ok(ids) => {
+            sp.commit().await?;
+            let mut out = Vec::with_capacity(run.items.len());
+            for (m, fields) in &run.items {
+                if ids.contains(&m.id) {
+                    out.push(outcome(
+                        m,
+                        match run.op {
+                            Op::Create => "created",
+                            Op::Update => "updated",
+                            Op::Delete => "deleted",
+                        },
+                    ));
+                } else {
+                    out.push(settle(conn, caller, scope, run.md, run.op, m, fields).await?);
+                }
+            }
+            Ok(out)
+        }
+        Err(_) => {
+            // Something in the run broke a constraint: find which, one by one.
+            sp.rollback().await?;
+            let mut out = Vec::with_capacity(run.items.len());
+            for ((m, fields), row) in run.items.iter().zip(&rows) {
+                let sp = conn.begin().await?;
+                let one = std::slice::from_ref(row);
+                let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+                let res = match run.op {
+                    Op::Create => insert(&sp, run.md, one, &keys).await,
+                    Op::Update => update(&sp, run.md, scope, caller, one, &keys, true).await,
+                    Op::Delete => delete(&sp, run.md, scope, caller, one, true).await,
+                };
+                match res {
+                    Ok(ids) if ids.contains(&m.id) => {
+                        sp.commit().await?;
+                        out.push(outcome(
+                            m,
+                            match run.op {
+                                Op::Create => "created",
+                                Op::Update => "updated",
+                                Op::Delete => "deleted",
+                            },
+                        ));
+                    }
+                    Ok(_) => {
+                        sp.commit().await?;
+                        out.push(settle(conn, caller, scope, run.md, run.op, m, fields).await?);
+                    }
+                    Err(e) => {
+                        sp.rollback().await?;
+                        out.push(failed(m, vec![constraint_message(&e)]));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn constraint_message(err: &sea_orm::DbErr) -> String {
+    let text = err.to_string();
+    if text.contains("foreign key") {
+        "refers to a record that does not exist".into()
+    } else if text.contains("duplicate key") {
+        "a record with these values already exists".into()
+    } else if text.contains("check constraint") {
+        "a value is out of range for this record".into()
+    } else {
+        "the record could not be written".into()
+    }
+}
+
+/// A mutation the bulk statement did not apply: the record is missing, out
+/// of scope, or at another version. Settles it by the model's strategy.
+async fn settle(
+    conn: &DatabaseTransaction,
+    caller: Uuid,
+    scope: &Scope,
+    md: &'static Model,
+    op: Op,
+    m: &Mutation,
+    fields: &Map<String, serde_json::Value>,
+) -> Result<Outcome, SyncError> {
+    let Some(cur) = current(conn, md, scope, caller, m.id).await? else {
+        return Ok(match op {
+            // Deleting what is already gone is done.
+            Op::Delete => outcome(m, "deleted"),
+            _ => failed(m, vec!["no such record".into()]),
+        });
+    };
+    if !cur.in_scope {
+        return Ok(failed(
+            m,
+            vec!["the record is outside the rows you may push".into()],
+        ));
+    }
+    let server: Option<serde_json::Value> = serde_json::from_str(&cur.data).ok();
+    let conflict = |resolution| Outcome {
+        resolution: Some(resolution),
+        server: server.clone(),
+        ..outcome(m, "conflict")
+    };
+    let strategy = md.strategy;
+    let _ = cur.version;
+    match (strategy, op) {
+        (Strategy::Reject, _) => Ok(conflict("rejected")),
+        (Strategy::ServerWins, _) => Ok(conflict("server_wins")),
+        (_, Op::Delete) => {
+            let row = row_json(m, fields);
+            delete(conn, md, scope, caller, std::slice::from_ref(&row), false).await?;
+            Ok(Outcome {
+                resolution: Some("client_wins"),
+                ..outcome(m, "deleted")
+            })
+        }
+        (Strategy::ClientWins, _) | (Strategy::Merge, Op::Create) => {
+            let row = row_json(m, fields);
+            let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+            update(
+                conn,
+                md,
+                scope,
+                caller,
+                std::slice::from_ref(&row),
+                &keys,
+                false,
+            )
+            .await?;
+            Ok(Outcome {
+                resolution: Some("client_wins"),
+                ..outcome(m, "updated")
+            })
+        }
+        (Strategy::Merge, Op::Update) => {
+            // Keep the server's value of every field it changed after the
+            // client's base version; apply the client's for the rest.
+            let base = m.base_version.unwrap_or(0);
+            let changed_at = |f: &str| {
+                cur.field_versions
+                    .as_ref()
+                    .and_then(|v| v.get(f))
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(1)
+            };
+            let mut kept = Vec::new();
+            let mut merged = Map::new();
+            for (k, v) in fields {
+                if changed_at(k) > base {
+                    kept.push(k.clone());
+                } else {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+            let row = row_json(m, &merged);
+            let keys: Vec<&str> = merged.keys().map(String::as_str).collect();
+            if !keys.is_empty() {
+                update(
+                    conn,
+                    md,
+                    scope,
+                    caller,
+                    std::slice::from_ref(&row),
+                    &keys,
+                    false,
+                )
+                .await?;
+            }
+            let after = current(conn, md, scope, caller, m.id)
+                .await?
+                .and_then(|c| serde_json::from_str(&c.data).ok());
+            Ok(Outcome {
+                resolution: Some("merged"),
+                server: after,
+                errors: kept
+                    .into_iter()
+                    .map(|k| format!("{k}: kept the server's newer value"))
+                    .collect(),
+                ..outcome(m, "updated")
+            })
+        }
+    }
+}
