@@ -127,7 +127,7 @@ pub static MODELS: &[Model] = &[
             f("phone", text(50), true),
             f("is_active", BOOL, false),
         ],
-        strategy: Strategy::Reject,
+        strategy: Strategy::ServerWins,
     },
     Model {
         name: "users",

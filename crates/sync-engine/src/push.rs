@@ -171,7 +171,8 @@ async fn current(
     let visible = scope.sql(md, caller, &mut values);
     values.push(id.into());
     let sql = format!(
-        "SELECT {json}::text AS data, t.version, {visible} AS in_scope, c.field_versions \
+        "SELECT {json}::text AS data, t.version, coalesce({visible}, false) AS in_scope, \
+         c.field_versions \
          FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
          WHERE t.id = ${n} FOR UPDATE OF t",
         json = md.json_sql(),

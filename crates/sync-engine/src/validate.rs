@@ -66,7 +66,7 @@ pub fn fields(
     }
     if create {
         for field in model.fields {
-            if out.contains_key(field.name) || field.nullable || !field.writable {
+            if input.contains_key(field.name) || field.nullable || !field.writable {
                 continue;
             }
             match default(model.name, field.name) {

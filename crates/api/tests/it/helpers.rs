@@ -39,6 +39,13 @@ pub fn settings(db: &TestDb, pool_size: u32) -> Settings {
 /// Starts an app with `settings` and, if `wait` is set, waits until its
 /// tenant cache listens to Redis.
 pub async fn spawn_with(settings: &Settings, wait: bool) -> TestApp {
+    // STRATA_TEST_LOG=debug shows the server's logs while debugging a test.
+    if let Ok(level) = std::env::var("STRATA_TEST_LOG") {
+        api::telemetry::init(&api::configuration::LogSettings {
+            format: api::configuration::LogFormat::Pretty,
+            level,
+        });
+    }
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let resolver = app.resolver();

@@ -9,3 +9,4 @@ mod invalidation;
 mod isolation;
 mod platform;
 mod probes;
+mod sync;

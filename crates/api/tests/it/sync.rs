@@ -1,0 +1,784 @@
+//! The sync API: push/pull round trips, exactly-once pushes, conflict
+//! strategies, permissions and row filters, out-of-order commits, large
+//! initial syncs, and bad input.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use serde_json::{Value, json};
+use tenancy::TenantTx;
+use tenancy::testing::TestDb;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app, tenant_with_admin};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Client<'a> {
+    app: &'a TestApp,
+    slug: &'a str,
+    token: String,
+}
+
+impl Client<'_> {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .app
+            .on(self.slug, Method::POST, path)
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn push(&self, client_id: &str, mutations: Value) -> (u16, Value) {
+        self.post(
+            "/api/v1/sync/push",
+            json!({ "client_id": client_id, "mutations": mutations }),
+        )
+        .await
+    }
+
+    async fn pull(&self, cursor: Option<&str>, models: &[&str], limit: usize) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/sync/pull",
+                json!({ "cursor": cursor, "models": models, "limit": limit }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Pulls every page from `cursor`, applying changes to `state`
+    /// (id -> record); returns the final cursor.
+    async fn pull_all(
+        &self,
+        cursor: Option<String>,
+        models: &[&str],
+        limit: usize,
+        state: &mut HashMap<String, Value>,
+    ) -> String {
+        let mut cursor = cursor;
+        loop {
+            let page = self.pull(cursor.as_deref(), models, limit).await;
+            let mut seen = std::collections::HashSet::new();
+            for (_, changes) in page["changes"].as_object().expect("changes") {
+                for r in changes["created"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(changes["updated"].as_array().into_iter().flatten())
+                {
+                    let id = r["id"].as_str().expect("id").to_owned();
+                    assert!(seen.insert(id.clone()), "{id} twice in one page");
+                    state.insert(id, r.clone());
+                }
+                for id in changes["deleted"].as_array().into_iter().flatten() {
+                    state.remove(id.as_str().expect("id"));
+                }
+            }
+            cursor = Some(page["cursor"].as_str().expect("cursor").to_owned());
+            if page["has_more"] != true {
+                return cursor.unwrap_or_default();
+            }
+        }
+    }
+}
+
+impl Client<'_> {
+    /// Pulls from `cursor` until `done(state)` holds. The pull horizon is
+    /// the oldest transaction still open anywhere on the server (other
+    /// tests' included), so a change can take a moment to become pullable.
+    async fn converge(
+        &self,
+        mut cursor: Option<String>,
+        models: &[&str],
+        state: &mut HashMap<String, Value>,
+        done: impl Fn(&HashMap<String, Value>) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let next = self.pull_all(cursor, models, 500, state).await;
+            if done(state) {
+                return next;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sync did not converge"
+            );
+            cursor = Some(next);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn admin<'a>(app: &'a TestApp, slug: &'a str) -> Client<'a> {
+    let (token, _) = app
+        .tokens(slug, &format!("admin@{slug}.test"), PASSWORD)
+        .await;
+    Client { app, slug, token }
+}
+
+async fn user<'a>(admin: &Client<'a>, name: &str, roles: &[&str]) -> (Client<'a>, String) {
+    let email = format!("{name}@{}.test", admin.slug);
+    let (status, body) = admin
+        .post(
+            "/api/v1/users",
+            json!({ "email": email, "full_name": name, "password": PASSWORD, "roles": roles }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (token, _) = admin.app.tokens(admin.slug, &email, PASSWORD).await;
+    let id = body["id"].as_str().expect("id").to_owned();
+    (
+        Client {
+            app: admin.app,
+            slug: admin.slug,
+            token,
+        },
+        id,
+    )
+}
+
+/// id -> version of every row of `table` in tenant `tenant`.
+async fn table_versions(
+    db: &TestDb,
+    tenant: &tenancy::Tenant,
+    table: &str,
+) -> HashMap<String, i64> {
+    let tx = TenantTx::begin(&db.db, tenant).await.expect("tx");
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT id::text, version FROM {table}"),
+        ))
+        .await
+        .expect("rows");
+    tx.commit().await.expect("commit");
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get_by_index::<String>(0).expect("id"),
+                r.try_get_by_index::<i64>(1).expect("version"),
+            )
+        })
+        .collect()
+}
+
+fn versions(state: &HashMap<String, Value>) -> HashMap<String, i64> {
+    state
+        .iter()
+        .map(|(k, v)| (k.clone(), v["version"].as_i64().expect("version")))
+        .collect()
+}
+
+#[tokio::test]
+async fn push_pull_round_trip_and_exactly_once() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+
+    let c1 = Uuid::new_v4();
+    let c2 = Uuid::new_v4();
+    let batch = json!([
+        { "mutation_id": 1, "op": "create", "model": "clients", "id": c1, "fields": { "name": "Initech", "city": "Austin" } },
+        { "mutation_id": 2, "op": "create", "model": "crm.Client", "id": c2, "fields": { "name": "Hooli" } },
+        { "mutation_id": 3, "op": "create", "model": "contacts", "id": Uuid::new_v4(), "fields": { "client_id": c1, "first_name": "Bill" } },
+        { "mutation_id": 4, "op": "update", "model": "clients", "id": c1, "base_version": 1, "fields": { "status": "active" } },
+    ]);
+    let (status, body) = a.push("device-1", batch.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["clients"]["created"], 2);
+    assert_eq!(body["summary"]["clients"]["updated"], 1);
+    assert_eq!(body["summary"]["contacts"]["created"], 1);
+    assert!(body["duration_ms"].as_f64().is_some());
+
+    // The same batch again: nothing applies twice.
+    let (status, body) = a.push("device-1", batch).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["summary"]["clients"]["duplicate"], 3);
+    assert_eq!(body["summary"]["clients"]["created"], 0);
+
+    let mut state = HashMap::new();
+    let cursor = a
+        .converge(None, &["clients", "contacts"], &mut state, |s| s.len() == 3)
+        .await;
+    assert_eq!(state[&c1.to_string()]["status"], "active");
+    assert_eq!(state[&c1.to_string()]["version"], 2);
+
+    // Changes made through REST (or any writer) reach the next pull,
+    // deletes included.
+    let res = app
+        .on("acme", Method::DELETE, &format!("/api/v1/clients/{c2}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    let key = c2.to_string();
+    let next = a
+        .converge(Some(cursor), &["clients", "contacts"], &mut state, |s| {
+            !s.contains_key(&key)
+        })
+        .await;
+    assert_eq!(state.len(), 2);
+
+    // A pull with nothing new returns nothing.
+    let page = a.pull(Some(&next), &["clients"], 100).await;
+    assert_eq!(page["changes"]["clients"]["created"], json!([]));
+    assert_eq!(page["changes"]["clients"]["deleted"], json!([]));
+
+    // The log and the caller's state record it.
+    let res = app
+        .on("acme", Method::GET, "/api/v1/sync/log")
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("log");
+    let log: Value = res.json().await.expect("json");
+    assert!(log.as_array().is_some_and(|l| l.len() >= 5));
+    let res = app
+        .on("acme", Method::GET, "/api/v1/sync/state")
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("state");
+    let st: Value = res.json().await.expect("json");
+    assert!(st.as_array().is_some_and(|s| {
+        s.iter()
+            .any(|r| r["model"] == "clients" && r["pushed"] == 3)
+    }));
+}
+
+#[tokio::test]
+async fn conflict_strategies() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let (client, task, note, branch) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let (s, body) = a
+        .push(
+            "d1",
+            json!([
+                { "mutation_id": 1, "op": "create", "model": "clients", "id": client, "fields": { "name": "Old", "city": "Rome" } },
+                { "mutation_id": 2, "op": "create", "model": "tasks", "id": task, "fields": { "title": "Call" } },
+                { "mutation_id": 3, "op": "create", "model": "notes", "id": note, "fields": { "body": "v1", "client_id": client } },
+                { "mutation_id": 4, "op": "create", "model": "branches", "id": branch, "fields": { "name": "HQ" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    // Another device changes every record (version 1 -> 2).
+    let (s, body) = a
+        .push(
+            "d2",
+            json!([
+                { "mutation_id": 1, "op": "update", "model": "clients", "id": client, "base_version": 1, "fields": { "name": "Server name" } },
+                { "mutation_id": 2, "op": "update", "model": "tasks", "id": task, "base_version": 1, "fields": { "title": "Server title" } },
+                { "mutation_id": 3, "op": "update", "model": "notes", "id": note, "base_version": 1, "fields": { "body": "server" } },
+                { "mutation_id": 4, "op": "update", "model": "branches", "id": branch, "base_version": 1, "fields": { "name": "Server HQ" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    // The first device, still at version 1.
+    let (s, body) = a
+        .push(
+            "d1",
+            json!([
+                { "mutation_id": 5, "op": "update", "model": "clients", "id": client, "base_version": 1, "fields": { "name": "Client name", "city": "Milan" } },
+                { "mutation_id": 6, "op": "update", "model": "tasks", "id": task, "base_version": 1, "fields": { "title": "Client title" } },
+                { "mutation_id": 7, "op": "update", "model": "notes", "id": note, "base_version": 1, "fields": { "body": "client" } },
+                { "mutation_id": 8, "op": "update", "model": "branches", "id": branch, "base_version": 1, "fields": { "name": "Client HQ" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    let by_model = |m: &str| {
+        results
+            .iter()
+            .find(|r| r["model"] == m)
+            .expect("result")
+            .clone()
+    };
+
+    // Merge (clients): the server's newer name stays, the client's city applies.
+    let r = by_model("clients");
+    assert_eq!(r["status"], "updated");
+    assert_eq!(r["resolution"], "merged");
+    assert_eq!(r["server"]["name"], "Server name");
+    assert_eq!(r["server"]["city"], "Milan");
+    // Reject (tasks): not applied, the server copy comes back.
+    let r = by_model("tasks");
+    assert_eq!(r["status"], "conflict");
+    assert_eq!(r["resolution"], "rejected");
+    assert_eq!(r["server"]["title"], "Server title");
+    assert_eq!(r["server"]["version"], 2);
+    // Client wins (notes).
+    let r = by_model("notes");
+    assert_eq!(r["status"], "updated");
+    assert_eq!(r["resolution"], "client_wins");
+    // Server wins (branches).
+    let r = by_model("branches");
+    assert_eq!(r["status"], "conflict");
+    assert_eq!(r["resolution"], "server_wins");
+    assert_eq!(body["summary"]["tasks"]["conflicted"], 1);
+    assert_eq!(body["summary"]["clients"]["conflicted"], 1);
+
+    let mut state = HashMap::new();
+    let note_key = note.to_string();
+    a.converge(
+        None,
+        &["clients", "tasks", "notes", "branches"],
+        &mut state,
+        |s| s.get(&note_key).is_some_and(|n| n["body"] == "client") && s.len() == 4,
+    )
+    .await;
+    assert_eq!(state[&task.to_string()]["title"], "Server title");
+    assert_eq!(state[&branch.to_string()]["name"], "Server HQ");
+
+    // All or nothing: one conflict rolls the whole batch back.
+    let fresh = Uuid::new_v4();
+    let res = app
+        .on("acme", Method::POST, "/api/v1/sync/push")
+        .bearer_auth(&a.token)
+        .json(&json!({ "client_id": "d3", "atomic": true, "mutations": [
+            { "mutation_id": 1, "op": "create", "model": "clients", "id": fresh, "fields": { "name": "Never" } },
+            { "mutation_id": 2, "op": "update", "model": "tasks", "id": task, "base_version": 1, "fields": { "title": "Stale" } },
+        ]}))
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["applied"], false);
+    let res = app
+        .on("acme", Method::GET, &format!("/api/v1/clients/{fresh}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 404, "nothing of the atomic batch was written");
+}
+
+#[tokio::test]
+async fn permissions_and_row_filters() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let (reader, _) = user(&a, "reader", &["Read Only"]).await;
+    let (sales, sales_id) = user(&a, "sales", &["Sales"]).await;
+
+    // Sales reach only the clients they manage.
+    let (s, body) = a
+        .post(
+            "/api/v1/sync/filters",
+            json!({ "role": "Sales", "model": "clients", "field": "assigned_manager_id", "operator": "eq", "value": "$user" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = a
+        .post(
+            "/api/v1/sync/filters",
+            json!({ "role": "Sales", "model": "clients", "field": "password", "operator": "eq", "value": "x" }),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+
+    let (mine, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+    let (s, _) = a
+        .push(
+            "admin-1",
+            json!([
+                { "mutation_id": 1, "op": "create", "model": "clients", "id": mine, "fields": { "name": "Mine", "assigned_manager_id": sales_id } },
+                { "mutation_id": 2, "op": "create", "model": "clients", "id": theirs, "fields": { "name": "Theirs" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let mut state = HashMap::new();
+    let mine_key = mine.to_string();
+    let cursor = sales
+        .converge(None, &["clients"], &mut state, |s| {
+            s.contains_key(&mine_key)
+        })
+        .await;
+    assert_eq!(state.keys().collect::<Vec<_>>(), vec![&mine_key]);
+
+    // Outside the filter: not pushable, neither by update nor by create.
+    let (s, body) = sales
+        .push(
+            "sales-1",
+            json!([
+                { "mutation_id": 1, "op": "update", "model": "clients", "id": theirs, "base_version": 1, "fields": { "name": "Hijacked" } },
+                { "mutation_id": 2, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": { "name": "Not mine" } },
+                { "mutation_id": 3, "op": "update", "model": "clients", "id": mine, "base_version": 1, "fields": { "city": "Oslo" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["summary"]["clients"]["failed"], 2);
+    assert_eq!(body["summary"]["clients"]["updated"], 1);
+
+    // Reassigned away, the row reaches the sales user as a delete.
+    let (s, _) = a
+        .push(
+            "admin-1",
+            json!([{ "mutation_id": 3, "op": "update", "model": "clients", "id": mine, "base_version": 2, "fields": { "assigned_manager_id": null } }]),
+        )
+        .await;
+    assert_eq!(s, 200);
+    sales
+        .converge(Some(cursor), &["clients"], &mut state, |s| s.is_empty())
+        .await;
+
+    // A role without push: 403; pull is fine. Users' private fields never leave.
+    let (s, body) = reader
+        .push("r1", json!([{ "mutation_id": 1, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": { "name": "x" } }]))
+        .await;
+    assert_eq!(s, 403, "{body}");
+    let mut users = HashMap::new();
+    reader
+        .converge(None, &["users"], &mut users, |s| s.len() == 3)
+        .await;
+    assert!(
+        users
+            .values()
+            .all(|u| u.get("password_hash").is_none() && u["email"].is_string())
+    );
+    // Only administrators manage the matrix.
+    let (s, _) = sales
+        .post(
+            "/api/v1/sync/filters",
+            json!({ "role": "Sales", "model": "clients", "field": "city", "operator": "is_null" }),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Revoking pull on a model: 403 for that model.
+    let res = app
+        .on("acme", Method::PUT, "/api/v1/sync/permissions")
+        .bearer_auth(&a.token)
+        .json(&json!([{ "role": "Read Only", "model": "users", "can_pull": false, "can_push": false }]))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 200);
+    let (s, _) = reader
+        .post("/api/v1/sync/pull", json!({ "models": ["users"] }))
+        .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    tenant_with_admin(&db, "other", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let o = admin(&app, "other").await;
+
+    let (s, body) = a
+        .post("/api/v1/sync/pull", json!({ "models": ["spaceships"] }))
+        .await;
+    assert_eq!(
+        (s, body["errors"][0]["field"].clone()),
+        (422, json!("models"))
+    );
+    let (s, body) = a
+        .post("/api/v1/sync/pull", json!({ "cursor": "bogus" }))
+        .await;
+    assert_eq!(
+        (s, body["errors"][0]["field"].clone()),
+        (422, json!("cursor"))
+    );
+    let theirs = o.pull(None, &["clients"], 10).await;
+    let (s, body) = a
+        .post("/api/v1/sync/pull", json!({ "cursor": theirs["cursor"] }))
+        .await;
+    assert_eq!(s, 422, "a foreign cursor: {body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another tenant"))
+    );
+    let (s, _) = a.post("/api/v1/sync/pull", json!({ "limit": 0 })).await;
+    assert_eq!(s, 422);
+    let (s, _) = a
+        .post("/api/v1/sync/pull", json!({ "colour": "red" }))
+        .await;
+    assert_eq!(s, 400);
+
+    let (s, body) = a
+        .push("d", json!([{ "mutation_id": 1, "op": "create", "model": "spaceships", "id": Uuid::new_v4() }]))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, body) = a
+        .push(
+            "d",
+            json!([
+                { "mutation_id": 1, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": { "name": "ok", "colour": "red" } },
+                { "mutation_id": 2, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": { "name": 5, "status": "weird" } },
+                { "mutation_id": 3, "op": "create", "model": "contacts", "id": Uuid::new_v4(), "fields": { "first_name": "A", "client_id": Uuid::new_v4() } },
+                { "mutation_id": 4, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": { "name": "fine" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results[0]["status"], "failed");
+    assert!(
+        results[0]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("colour"))
+    );
+    assert_eq!(results[1]["errors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        results[2]["status"], "failed",
+        "unknown client: {}",
+        results[2]
+    );
+    assert_eq!(results[3]["status"], "created");
+    let (s, body) = a
+        .post(
+            "/api/v1/sync/push",
+            json!({ "client_id": "d", "mutations": [{ "op": "create" }] }),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+
+    let too_many: Vec<Value> = (1..=10_001)
+        .map(|i| json!({ "mutation_id": i, "op": "delete", "model": "clients", "id": Uuid::new_v4() }))
+        .collect();
+    let (s, _) = a.push("d", Value::Array(too_many)).await;
+    assert_eq!(s, 413);
+
+    // A cursor older than the tombstone retention: reset required.
+    let page = a.pull(None, &["clients"], 10).await;
+    let cursor = page["cursor"].as_str().expect("cursor").to_owned();
+    let tenant = db
+        .registry()
+        .get(&tenancy::Slug::parse("acme").expect("slug"))
+        .await
+        .expect("tenant");
+    // Tombstones purged up to a transaction after the cursor was made.
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
+    tx.conn()
+        .execute_unprepared("UPDATE sync_state SET purged_before = pg_current_xact_id()")
+        .await
+        .expect("purge");
+    tx.commit().await.expect("commit");
+    let (s, body) = a
+        .post("/api/v1/sync/pull", json!({ "cursor": cursor }))
+        .await;
+    assert_eq!(s, 410, "{body}");
+    assert_eq!(body["code"], "reset_required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_commits_are_never_lost() {
+    let db = TestDb::new(12).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+
+    // Writers: each transaction inserts or updates rows, then sleeps a
+    // random while before committing, so commits land out of xid order.
+    let writers = (0..8).map(|w| {
+        let conn = db.db.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            let mut ids: Vec<Uuid> = Vec::new();
+            for round in 0..12u64 {
+                let tx = TenantTx::begin(&conn, &tenant).await.expect("tx");
+                let id = Uuid::new_v4();
+                tx.conn()
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "INSERT INTO clients (id, name) VALUES ($1, $2)",
+                        [id.into(), format!("w{w}-r{round}").into()],
+                    ))
+                    .await
+                    .expect("insert");
+                if let Some(prev) = ids.last() {
+                    tx.conn()
+                        .execute_raw(Statement::from_sql_and_values(
+                            DbBackend::Postgres,
+                            "UPDATE clients SET city = $2 WHERE id = $1",
+                            [(*prev).into(), format!("c{round}").into()],
+                        ))
+                        .await
+                        .expect("update");
+                }
+                if round % 5 == 4 {
+                    let victim = ids.remove(0);
+                    tx.conn()
+                        .execute_raw(Statement::from_sql_and_values(
+                            DbBackend::Postgres,
+                            "DELETE FROM clients WHERE id = $1",
+                            [victim.into()],
+                        ))
+                        .await
+                        .expect("delete");
+                }
+                ids.push(id);
+                let pause = (w * 7 + round * 13) % 40;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                if round % 7 == 6 {
+                    tx.rollback().await.expect("rollback");
+                    ids.pop();
+                } else {
+                    tx.commit().await.expect("commit");
+                }
+            }
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+
+    // Pullers pull continuously while the writers run.
+    let mut pullers = Vec::new();
+    for _ in 0..3 {
+        let mut state = HashMap::new();
+        let mut cursor = None;
+        let mut rounds = 0;
+        while writers.iter().any(|w| !w.is_finished()) || rounds == 0 {
+            cursor = Some(a.pull_all(cursor, &["clients"], 7, &mut state).await);
+            rounds += 1;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        pullers.push((state, cursor));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let truth = table_versions(&db, &tenant, "clients").await;
+    assert!(truth.len() > 50, "{} rows", truth.len());
+    for (mut state, cursor) in pullers {
+        a.converge(cursor, &["clients"], &mut state, |s| versions(s) == truth)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn multi_page_initial_sync_equals_the_table() {
+    let db = TestDb::new(4).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
+    tx.conn()
+        .execute_unprepared(
+            "INSERT INTO clients (id, name, city) \
+             SELECT gen_random_uuid(), 'Client ' || n, 'City ' || (n % 50) FROM generate_series(1, 12000) n",
+        )
+        .await
+        .expect("rows");
+    let xid: String = tx
+        .conn()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_current_xact_id()::text",
+        ))
+        .await
+        .expect("rows")
+        .expect("xid")
+        .try_get_by_index(0)
+        .expect("text");
+    tx.commit().await.expect("commit");
+    // Wait until every transaction that was open alongside it has ended
+    // (other tests' included), so the first pull sees all 12,000 rows.
+    loop {
+        let passed = db
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::text::xid8",
+                [xid.clone().into()],
+            ))
+            .await
+            .expect("horizon")
+            .expect("row")
+            .try_get_by_index::<bool>(0)
+            .expect("bool");
+        if passed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Page through, while another writer changes rows between pages.
+    let mut state = HashMap::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = a.pull(cursor.as_deref(), &["clients"], 1000).await;
+        pages += 1;
+        for r in page["changes"]["clients"]["created"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(
+                page["changes"]["clients"]["updated"]
+                    .as_array()
+                    .into_iter()
+                    .flatten(),
+            )
+        {
+            let id = r["id"].as_str().expect("id").to_owned();
+            assert!(
+                state.insert(id, r.clone()).is_none(),
+                "repeated within the sync"
+            );
+        }
+        for id in page["changes"]["clients"]["deleted"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            state.remove(id.as_str().expect("id"));
+        }
+        if pages == 3 {
+            let tx = db.db.begin().await.expect("tx");
+            tx.execute_unprepared(
+                "SET LOCAL search_path TO t_acme; \
+                 UPDATE clients SET city = 'Moved' WHERE id IN (SELECT id FROM clients ORDER BY id LIMIT 100); \
+                 DELETE FROM clients WHERE id IN (SELECT id FROM clients ORDER BY id DESC LIMIT 10);",
+            )
+            .await
+            .expect("concurrent writes");
+            tx.commit().await.expect("commit");
+        }
+        cursor = Some(page["cursor"].as_str().expect("cursor").to_owned());
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    assert!(pages >= 12, "{pages} pages");
+    assert!(
+        state.len() >= 11_990,
+        "the initial sync holds every row: {}",
+        state.len()
+    );
+    // The next pulls bring what changed during the sync.
+    let truth = table_versions(&db, &tenant, "clients").await;
+    assert_eq!(truth.len(), 11_990);
+    a.converge(cursor, &["clients"], &mut state, |s| versions(s) == truth)
+        .await;
+}
