@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{
-    auth, branches, clients, contacts, health, notes, platform, sync, tasks, tenant, users,
+    auth, branches, clients, compat, contacts, health, notes, platform, sync, tasks, tenant, users,
 };
 
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -39,6 +39,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         platform::signup, platform::operator_token, platform::tenants,
         sync::pull, sync::push, sync::permissions, sync::set_permissions,
         sync::filters, sync::add_filter, sync::remove_filter, sync::log, sync::state_of_caller,
+        compat::token, compat::push, compat::pull,
         document,
     ),
     modifiers(&BearerAuth),

@@ -306,18 +306,22 @@ struct Run<'a> {
     items: Vec<(&'a Mutation, Map<String, serde_json::Value>)>,
 }
 
-/// Applies `mutations` from `client_id` for `caller`. With `atomic`, any
-/// mutation not applied rolls back the whole batch (the caller must roll
-/// back when `complete` is false).
+/// Applies `mutations` from `client_id` for `caller`. Mutations at or below
+/// the client's last applied id are skipped as duplicates; without a
+/// client id nothing is skipped. When `complete` is false, a caller that
+/// wants all or nothing rolls the transaction back.
 pub async fn push(
     conn: &DatabaseTransaction,
     caller: Uuid,
     perms: &Permissions,
-    client_id: &str,
+    client_id: Option<&str>,
     mutations: &[Mutation],
 ) -> Result<Pushed, SyncError> {
     check_batch(perms, mutations)?;
-    let last = last_mutation(conn, client_id, caller).await?;
+    let last = match client_id {
+        Some(id) => last_mutation(conn, id, caller).await?,
+        None => 0,
+    };
     let mut results: Vec<Option<Outcome>> = vec![None; mutations.len()];
     let mut index: HashMap<i64, usize> = HashMap::new();
 

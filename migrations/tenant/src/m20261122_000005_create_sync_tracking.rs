@@ -160,6 +160,17 @@ CREATE TABLE sync_user_state (
     PRIMARY KEY (user_id, model)
 );
 
+-- Timestamps handed to clients of the timestamp-based protocol, each
+-- standing for the exact cursor it was issued with.
+CREATE TABLE sync_checkpoints (
+    user_id    uuid NOT NULL,
+    model      text NOT NULL,
+    issued_at  timestamptz NOT NULL,
+    cursor     text NOT NULL,
+    complete   boolean NOT NULL,
+    PRIMARY KEY (user_id, model, issued_at)
+);
+
 -- Every push and pull.
 CREATE TABLE sync_log (
     id           uuid PRIMARY KEY,
@@ -191,7 +202,7 @@ CREATE INDEX sync_log_user_idx ON sync_log (user_id, created_at DESC);
             ));
         }
         sql.push_str(
-            "DROP TABLE sync_log, sync_user_state, sync_clients, sync_filters, sync_permissions, \
+            "DROP TABLE sync_log, sync_checkpoints, sync_user_state, sync_clients, sync_filters, sync_permissions, \
              sync_state, sync_changes; DROP FUNCTION sync_track_change(); DROP FUNCTION sync_bump_version();",
         );
         manager.get_connection().execute_unprepared(&sql).await?;

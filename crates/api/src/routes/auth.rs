@@ -86,6 +86,19 @@ pub async fn token(
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let TokenRequest { email, password } = body.into_inner();
+    let (response, _) = sign_in(&state, &tenant, &req, &email, password).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Checks a tenant user's credentials (throttled) and starts a session;
+/// the tokens and the user's id.
+pub async fn sign_in(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    req: &HttpRequest,
+    email: &str,
+    password: String,
+) -> Result<(TokenResponse, Uuid), ApiError> {
     let email = email.trim().to_lowercase();
     let address = req
         .peer_addr()
@@ -123,9 +136,9 @@ pub async fn token(
             [user.into()],
         ))
         .await?;
-    let response = tokens_for(&state, &tx, tenant.0.id(), user, Uuid::now_v7()).await?;
+    let response = tokens_for(state, &tx, tenant.0.id(), user, Uuid::now_v7()).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(response))
+    Ok((response, user))
 }
 
 /// POST /api/v1/auth/refresh: rotates a refresh token. A token presented a

@@ -22,6 +22,7 @@ pub(crate) use routes;
 pub mod auth;
 pub mod branches;
 pub mod clients;
+pub mod compat;
 pub mod contacts;
 pub mod crud;
 pub mod health;
@@ -54,24 +55,35 @@ pub fn served() -> Vec<(&'static str, String)> {
     ] {
         all.extend(routes.iter().map(|(m, p)| (*m, format!("/api/v1{p}"))));
     }
+    all.extend(
+        compat::ROUTES
+            .iter()
+            .map(|(m, p)| (*m, format!("/api/sync{p}"))),
+    );
     all.push(("get", crate::openapi::DOCUMENT_PATH.to_owned()));
     all
 }
 
 /// Mounts the routes: probes on any host, the API behind tenant resolution.
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::config).service(
-        web::scope("/api/v1")
-            .wrap(from_fn(resolve_tenant))
-            .configure(tenant::config)
-            .configure(auth::config)
-            .configure(users::config)
-            .configure(branches::http::config)
-            .configure(clients::http::config)
-            .configure(contacts::http::config)
-            .configure(tasks::http::config)
-            .configure(notes::http::config)
-            .configure(platform::config)
-            .configure(sync::config),
-    );
+    cfg.configure(health::config)
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(resolve_tenant))
+                .configure(tenant::config)
+                .configure(auth::config)
+                .configure(users::config)
+                .configure(branches::http::config)
+                .configure(clients::http::config)
+                .configure(contacts::http::config)
+                .configure(tasks::http::config)
+                .configure(notes::http::config)
+                .configure(platform::config)
+                .configure(sync::config),
+        )
+        .service(
+            web::scope("/api/sync")
+                .wrap(from_fn(resolve_tenant))
+                .configure(compat::config),
+        );
 }

@@ -277,7 +277,7 @@ pub async fn run_push(
         return Err(field_error("client_id", "must be 1 to 200 characters"));
     }
     let perms = Permissions::load(tx.conn(), &user.roles).await?;
-    Ok(sync_engine::push::push(tx.conn(), user.id, &perms, client_id, mutations).await?)
+    Ok(sync_engine::push::push(tx.conn(), user.id, &perms, Some(client_id), mutations).await?)
 }
 
 /// Pushes a batch of mutations.

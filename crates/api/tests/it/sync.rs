@@ -782,3 +782,137 @@ async fn multi_page_initial_sync_equals_the_table() {
     a.converge(cursor, &["clients"], &mut state, |s| versions(s) == truth)
         .await;
 }
+
+#[tokio::test]
+async fn the_seed_package_protocol_is_served() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let post = |path: &'static str, token: Option<String>, body: Value| {
+        let mut req = app.on("acme", Method::POST, path).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let res = post(
+        "/api/sync/auth/token/",
+        None,
+        json!({ "username": "admin@acme.test", "password": PASSWORD }),
+    )
+    .await
+    .expect("token");
+    assert_eq!(res.status(), 200);
+    let auth: Value = res.json().await.expect("json");
+    let token = auth["token"].as_str().expect("token").to_owned();
+    assert_eq!(auth["organizations"][0]["slug"], "acme");
+    assert_eq!(auth["organizations"][0]["group"], "Administrators");
+
+    let mut data: Vec<Value> = (0..25)
+        .map(|i| json!({ "_model": "crm.Client", "name": format!("Legacy {i}"), "department": "SALES" }))
+        .collect();
+    data.push(json!({ "_model": "myapp.Spaceship", "name": "x" }));
+    let res = post(
+        "/api/sync/push/",
+        Some(token.clone()),
+        json!({ "data": data }),
+    )
+    .await
+    .expect("push");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["status"], "partial");
+    assert_eq!(body["success_count"], 25);
+    assert_eq!(body["error_count"], 1);
+    assert_eq!(body["processed_models"]["crm.Client"]["created"], 25);
+    assert!(body["processing_time"].as_f64().is_some());
+
+    // Pull in batches of 10 by passing back each last_sync.
+    let mut seen: HashMap<String, Value> = HashMap::new();
+    let mut since: Option<String> = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 25 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compat pull did not converge"
+        );
+        let res = post(
+            "/api/sync/pull/",
+            Some(token.clone()),
+            json!({ "models": { "crm.Client": since }, "batch_size": 10 }),
+        )
+        .await
+        .expect("pull");
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("json");
+        let records = body["data"].as_array().expect("data");
+        assert!(records.len() <= 10);
+        for r in records {
+            assert_eq!(r["_model"], "crm.Client");
+            let id = r["id"].as_str().expect("id").to_owned();
+            assert!(seen.insert(id, r.clone()).is_none(), "a record came twice");
+        }
+        since = body["metadata"]["crm.Client"]["last_sync"]
+            .as_str()
+            .map(str::to_owned);
+        assert!(since.is_some());
+    }
+
+    // An update by id, then a pull from the last timestamp brings just it.
+    let (id, _) = seen
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("one");
+    let res = post(
+        "/api/sync/push/",
+        Some(token.clone()),
+        json!({ "data": [{ "_model": "crm.Client", "id": id, "city": "Lyon" }] }),
+    )
+    .await
+    .expect("push");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["processed_models"]["crm.Client"]["updated"], 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = post(
+            "/api/sync/pull/",
+            Some(token.clone()),
+            json!({ "models": { "crm.Client": since }, "batch_size": 100 }),
+        )
+        .await
+        .expect("pull");
+        let body: Value = res.json().await.expect("json");
+        since = body["metadata"]["crm.Client"]["last_sync"]
+            .as_str()
+            .map(str::to_owned);
+        let records = body["data"].as_array().expect("data").clone();
+        if !records.is_empty() {
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0]["city"], "Lyon");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "update not pulled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A timestamp Strata never issued resumes from the latest one before
+    // it: here, before any, so everything comes again.
+    let res = post(
+        "/api/sync/pull/",
+        Some(token.clone()),
+        json!({ "models": { "crm.Client": "2000-01-01T00:00:00Z" }, "batch_size": 100 }),
+    )
+    .await
+    .expect("pull");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(25));
+    let res = post(
+        "/api/sync/pull/",
+        Some(token),
+        json!({ "models": { "crm.Client": "yesterday" } }),
+    )
+    .await
+    .expect("pull");
+    assert_eq!(res.status(), 422);
+}

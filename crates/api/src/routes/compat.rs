@@ -1,0 +1,370 @@
+//! The request and response shapes of the Django push/pull sync package,
+//! served under `/api/sync/` so its existing clients move over unchanged.
+//!
+//! Its pulls name a timestamp per model. Strata never compares timestamps
+//! with record times: every `last_sync` it hands out is recorded with the
+//! exact cursor it stands for. A timestamp Strata issued resumes from its
+//! cursor (pages included); any other timestamp resumes from the latest
+//! completed cursor issued at or before it, which may resend records but
+//! never skips one; no timestamp is a full sync.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+use sync_engine::models::model;
+use sync_engine::push::{Mutation, Op};
+use tenancy::TenantTx;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::routes::sync::{LogEntry, run_pull};
+use crate::startup::AppState;
+
+crate::routes::routes! {
+    post "/auth/token/" => token;
+    post "/push/" => push;
+    post "/pull/" => pull;
+}
+
+fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LegacyTokenRequest {
+    /// The user's e-mail address.
+    pub username: String,
+    pub password: String,
+}
+
+/// Signs in; answers in the package's shape (plus a refresh token).
+#[utoipa::path(post, path = "/api/sync/auth/token/", tag = "sync (compatible)",
+    request_body = LegacyTokenRequest, responses((status = 200), (status = 401), (status = 429)))]
+pub async fn token(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    req: HttpRequest,
+    body: web::Json<LegacyTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let (tokens, user) =
+        crate::routes::auth::sign_in(&state, &tenant, &req, &b.username, b.password).await?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let roles = crate::routes::users::user_roles(&tx, user).await?;
+    tx.commit().await?;
+    let t = &tenant.0;
+    Ok(HttpResponse::Ok().json(json!({
+        "token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "user": { "id": user, "username": b.username.trim().to_lowercase(), "email": b.username.trim().to_lowercase() },
+        "organizations": [{
+            "id": t.id(), "name": t.display_name(), "slug": t.slug().as_str(),
+            "group": roles.first(),
+        }],
+    })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LegacyPush {
+    /// Records, each with `_model` (`app.Model` or a sync model name) and
+    /// its fields; with an `id` of an existing record it is an update.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Map<String, serde_json::Value>>,
+}
+
+#[derive(Serialize, Default)]
+struct LegacyCounts {
+    created: u64,
+    updated: u64,
+}
+
+/// Pushes records in the package's shape: a record with the id of an
+/// existing record updates it (last writer wins), any other creates one.
+#[utoipa::path(post, path = "/api/sync/push/", tag = "sync (compatible)",
+    request_body = LegacyPush, responses((status = 200), (status = 403), (status = 413)),
+    security(("bearer" = [])))]
+pub async fn push(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<LegacyPush>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let data = body.into_inner().data;
+    let mut errors: Vec<serde_json::Value> = Vec::new();
+    let mut mutations: Vec<Mutation> = Vec::with_capacity(data.len());
+    let mut names: Vec<String> = Vec::with_capacity(data.len());
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+
+    // Which given ids exist, per model, with their versions.
+    let mut ids: BTreeMap<&'static str, Vec<Uuid>> = BTreeMap::new();
+    for record in &data {
+        if let (Some(md), Some(id)) = (
+            record
+                .get("_model")
+                .and_then(|m| m.as_str())
+                .and_then(model),
+            record
+                .get("id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| Uuid::parse_str(s).ok()),
+        ) {
+            ids.entry(md.table).or_default().push(id);
+        }
+    }
+    let mut versions: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for (table, list) in &ids {
+        let rows = tx
+            .conn()
+            .query_all_raw(stmt(
+                &format!("SELECT id, version FROM {table} WHERE id = ANY($1::uuid[])"),
+                [list.clone().into()],
+            ))
+            .await?;
+        for r in rows {
+            versions.insert(r.try_get_by_index(0)?, r.try_get_by_index(1)?);
+        }
+    }
+
+    for (i, mut record) in data.into_iter().enumerate() {
+        let name = record
+            .remove("_model")
+            .and_then(|m| m.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let Some(md) = model(&name) else {
+            errors.push(
+                json!({ "index": i, "_model": name, "error": format!("unknown model `{name}`") }),
+            );
+            continue;
+        };
+        let given = match record.remove("id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => {
+                match v.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                    Some(id) => Some(id),
+                    None => {
+                        errors.push(json!({ "index": i, "_model": name, "error": "id: must be a UUID string" }));
+                        continue;
+                    }
+                }
+            }
+        };
+        let id = given.unwrap_or_else(Uuid::now_v7);
+        let (op, base_version) = match versions.get(&id) {
+            Some(v) => (Op::Update, Some(*v)),
+            None => (Op::Create, None),
+        };
+        names.push(name);
+        mutations.push(Mutation {
+            mutation_id: mutations.len() as i64 + 1,
+            op,
+            model: md.name.to_owned(),
+            id,
+            base_version,
+            fields: record,
+        });
+    }
+
+    let perms = sync_engine::Permissions::load(tx.conn(), &user.roles).await?;
+    let pushed = sync_engine::push::push(tx.conn(), user.id, &perms, None, &mutations).await?;
+    let mut processed: BTreeMap<String, LegacyCounts> = BTreeMap::new();
+    let mut success = 0u64;
+    for (o, name) in pushed.results.iter().zip(&names) {
+        let c = processed.entry(name.clone()).or_default();
+        match o.status {
+            "created" => {
+                c.created += 1;
+                success += 1;
+            }
+            "updated" => {
+                c.updated += 1;
+                success += 1;
+            }
+            _ => errors.push(json!({
+                "_model": name, "id": o.id, "error": if o.errors.is_empty() { o.status.to_owned() } else { o.errors.join("; ") },
+            })),
+        }
+    }
+    let entry = LogEntry {
+        user: user.id,
+        client: Some("compat"),
+        kind: "push",
+        counts: processed
+            .iter()
+            .map(|(m, c)| (m.clone(), c.created + c.updated))
+            .collect(),
+        started,
+    };
+    let status = if errors.is_empty() {
+        "success"
+    } else if success > 0 {
+        "partial"
+    } else {
+        "error"
+    };
+    entry
+        .record(&tx, if errors.is_empty() { "ok" } else { "partial" }, None)
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": status,
+        "success_count": success,
+        "error_count": errors.len(),
+        "processed_models": processed,
+        "errors": errors,
+        "processing_time": started.elapsed().as_secs_f64(),
+    })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LegacyPull {
+    /// Model name to the `last_sync` of the previous pull, or null.
+    #[schema(value_type = Object)]
+    pub models: BTreeMap<String, Option<String>>,
+    /// Most records per model in this answer; default 100, at most 10,000.
+    pub batch_size: Option<usize>,
+}
+
+#[derive(FromQueryResult)]
+struct Checkpoint {
+    cursor: String,
+}
+
+/// The cursor a client's timestamp stands for.
+async fn cursor_for(
+    tx: &TenantTx,
+    user: Uuid,
+    model: &str,
+    since: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(since) = since else {
+        return Ok(None);
+    };
+    let at: DateTime<Utc> = DateTime::parse_from_rfc3339(since)
+        .map_err(|_| {
+            let mut e = domain::FieldErrors::new();
+            e.add(
+                &format!("models.{model}"),
+                "must be an ISO 8601 timestamp or null",
+            );
+            ApiError::Validation(e)
+        })?
+        .with_timezone(&Utc);
+    let found = Checkpoint::find_by_statement(stmt(
+        "SELECT cursor FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
+         AND (issued_at = $3 OR (complete AND issued_at <= $3)) \
+         ORDER BY (issued_at = $3) DESC, issued_at DESC LIMIT 1",
+        [user.into(), model.into(), at.into()],
+    ))
+    .one(tx.conn())
+    .await?;
+    Ok(found.map(|c| c.cursor))
+}
+
+/// Pulls in the package's shape, per model from its `last_sync`.
+#[utoipa::path(post, path = "/api/sync/pull/", tag = "sync (compatible)",
+    request_body = LegacyPull, responses((status = 200), (status = 403), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn pull(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<LegacyPull>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let b = body.into_inner();
+    let batch = b.batch_size.unwrap_or(100);
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let mut data: Vec<serde_json::Value> = Vec::new();
+    let mut metadata = Map::new();
+    let mut counts = BTreeMap::new();
+    for (name, since) in &b.models {
+        let md = model(name).ok_or_else(|| {
+            let mut e = domain::FieldErrors::new();
+            e.add("models", format!("unknown model `{name}`"));
+            ApiError::Validation(e)
+        })?;
+        let cursor = cursor_for(&tx, user.id, md.name, since.as_deref()).await?;
+        let pulled = run_pull(
+            &state,
+            &tx,
+            tenant.0.id(),
+            &user,
+            &[md],
+            cursor.as_deref(),
+            batch,
+        )
+        .await?;
+        let mut count = 0usize;
+        for changes in pulled.changes.values() {
+            for raw in changes.created.iter().chain(&changes.updated) {
+                if let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(raw.get()) {
+                    obj.insert("_model".into(), name.clone().into());
+                    data.push(serde_json::Value::Object(obj));
+                    count += 1;
+                }
+            }
+            for id in &changes.deleted {
+                data.push(json!({ "_model": name, "id": id, "_deleted": true }));
+                count += 1;
+            }
+        }
+        let issued = tx
+            .conn()
+            .query_one_raw(stmt(
+                "INSERT INTO sync_checkpoints (user_id, model, issued_at, cursor, complete) \
+                 VALUES ($1, $2, clock_timestamp(), $3, $4) RETURNING issued_at",
+                [
+                    user.id.into(),
+                    md.name.into(),
+                    state.cursors.encode(&pulled.cursor).into(),
+                    (!pulled.has_more).into(),
+                ],
+            ))
+            .await?
+            .map(|r| r.try_get_by_index::<DateTime<Utc>>(0))
+            .transpose()?
+            .unwrap_or_else(Utc::now);
+        tx.conn()
+            .execute_raw(stmt(
+                "DELETE FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
+                 AND issued_at < now() - interval '30 days'",
+                [user.id.into(), md.name.into()],
+            ))
+            .await?;
+        counts.insert(md.name.to_owned(), count as u64);
+        metadata.insert(
+            name.clone(),
+            json!({
+                "count": count,
+                "last_sync": issued.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "user_last_sync": since,
+                "has_more": pulled.has_more,
+            }),
+        );
+    }
+    let total = data.len();
+    LogEntry {
+        user: user.id,
+        client: Some("compat"),
+        kind: "pull",
+        counts,
+        started,
+    }
+    .record(&tx, "ok", None)
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "data": data,
+        "metadata": metadata,
+        "batch_info": { "batch_size": batch, "total_records": total },
+    })))
+}
