@@ -7,5 +7,8 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres"
 export STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+# The real WatermelonDB and RxDB clients the sync tests drive.
+command -v npm >/dev/null || apt_install nodejs npm
+(cd clients/node && npm ci --no-audit --no-fund --loglevel=error >&2)
 echo "test: PostgreSQL $STRATA_PG_SERVER, Redis $STRATA_REDIS_URL" >&2
 cargo test --workspace --locked "$@"

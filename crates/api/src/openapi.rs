@@ -7,7 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{
-    auth, branches, clients, compat, contacts, health, notes, platform, sync, tasks, tenant, users,
+    auth, branches, clients, compat, contacts, health, notes, offline, platform, sync, tasks,
+    tenant, users,
 };
 
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -40,6 +41,7 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         sync::pull, sync::push, sync::permissions, sync::set_permissions,
         sync::filters, sync::add_filter, sync::remove_filter, sync::log, sync::state_of_caller,
         compat::token, compat::push, compat::pull,
+        offline::watermelon_pull, offline::watermelon_push, offline::rxdb_pull, offline::rxdb_push,
         document,
     ),
     modifiers(&BearerAuth),

@@ -27,6 +27,7 @@ pub mod contacts;
 pub mod crud;
 pub mod health;
 pub mod notes;
+pub mod offline;
 pub mod platform;
 pub mod resource;
 pub mod sync;
@@ -52,6 +53,7 @@ pub fn served() -> Vec<(&'static str, String)> {
         notes::http::ROUTES,
         platform::ROUTES,
         sync::ROUTES,
+        offline::ROUTES,
     ] {
         all.extend(routes.iter().map(|(m, p)| (*m, format!("/api/v1{p}"))));
     }
@@ -79,7 +81,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .configure(tasks::http::config)
                 .configure(notes::http::config)
                 .configure(platform::config)
-                .configure(sync::config),
+                .configure(sync::config)
+                .configure(offline::config),
         )
         .service(
             web::scope("/api/sync")

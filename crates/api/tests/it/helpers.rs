@@ -131,3 +131,44 @@ impl TestApp {
         )
     }
 }
+
+/// Runs `sql` in `tenant`'s schema and waits until every transaction open
+/// alongside it has ended (the pull horizon has passed it), so the next
+/// pull is sure to see its changes.
+pub async fn write_and_settle(db: &TestDb, tenant: &tenancy::Tenant, sql: &str) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let tx = tenancy::TenantTx::begin(&db.db, tenant).await.expect("tx");
+    tx.conn().execute_unprepared(sql).await.expect("write");
+    let xid: String = tx
+        .conn()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_current_xact_id()::text",
+        ))
+        .await
+        .expect("xid")
+        .expect("row")
+        .try_get_by_index(0)
+        .expect("text");
+    tx.commit().await.expect("commit");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let passed: bool = db
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::text::xid8",
+                [xid.clone().into()],
+            ))
+            .await
+            .expect("horizon")
+            .expect("row")
+            .try_get_by_index(0)
+            .expect("bool");
+        if passed {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the pull horizon did not pass");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

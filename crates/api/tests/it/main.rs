@@ -1,6 +1,7 @@
 //! Black-box HTTP tests of the server against real PostgreSQL and Redis.
 
 mod auth;
+mod clients;
 mod config;
 mod crm;
 mod helpers;

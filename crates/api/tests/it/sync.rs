@@ -12,7 +12,7 @@ use tenancy::TenantTx;
 use tenancy::testing::TestDb;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app, tenant_with_admin};
+use crate::helpers::{TestApp, spawn_app, tenant_with_admin, write_and_settle};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -682,46 +682,15 @@ async fn multi_page_initial_sync_equals_the_table() {
     let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
     let app = spawn_app(&db, 4).await;
     let a = admin(&app, "acme").await;
-    let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
-    tx.conn()
-        .execute_unprepared(
-            "INSERT INTO clients (id, name, city) \
-             SELECT gen_random_uuid(), 'Client ' || n, 'City ' || (n % 50) FROM generate_series(1, 12000) n",
-        )
-        .await
-        .expect("rows");
-    let xid: String = tx
-        .conn()
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT pg_current_xact_id()::text",
-        ))
-        .await
-        .expect("rows")
-        .expect("xid")
-        .try_get_by_index(0)
-        .expect("text");
-    tx.commit().await.expect("commit");
-    // Wait until every transaction that was open alongside it has ended
+    // Wait until every transaction open alongside the insert has ended
     // (other tests' included), so the first pull sees all 12,000 rows.
-    loop {
-        let passed = db
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::text::xid8",
-                [xid.clone().into()],
-            ))
-            .await
-            .expect("horizon")
-            .expect("row")
-            .try_get_by_index::<bool>(0)
-            .expect("bool");
-        if passed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    write_and_settle(
+        &db,
+        &tenant,
+        "INSERT INTO clients (id, name, city) \
+         SELECT gen_random_uuid(), 'Client ' || n, 'City ' || (n % 50) FROM generate_series(1, 12000) n",
+    )
+    .await;
 
     // Page through, while another writer changes rows between pages.
     let mut state = HashMap::new();

@@ -1,0 +1,86 @@
+// RxDB (memory storage) replicating a collection with Strata through
+// replicateRxCollection: checkpointed pulls, pushes answering conflicts.
+// Prints a JSON report; exits 1 if the replication reports an error.
+import { createRxDatabase } from 'rxdb';
+import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
+import { replicateRxCollection } from 'rxdb/plugins/replication';
+import { client, config } from './http.mjs';
+
+const cfg = config();
+const api = client(cfg);
+await api.login(cfg.email, cfg.password);
+
+const db = await createRxDatabase({ name: `strata${process.pid}`, storage: getRxStorageMemory() });
+await db.addCollections({
+  clients: {
+    schema: {
+      version: 0,
+      primaryKey: 'id',
+      type: 'object',
+      properties: {
+        id: { type: 'string', maxLength: 36 },
+        name: { type: 'string' },
+        status: { type: 'string' },
+        city: { type: ['string', 'null'] },
+        version: { type: 'number' },
+      },
+      required: ['id', 'name'],
+    },
+  },
+});
+
+let failure = null;
+const replication = replicateRxCollection({
+  collection: db.clients,
+  replicationIdentifier: `strata-clients-${process.pid}`,
+  live: true,
+  retryTime: 200,
+  pull: {
+    batchSize: 20,
+    async handler(checkpoint, batchSize) {
+      const res = await api.request('POST', '/api/v1/sync/rxdb/clients/pull', {
+        checkpoint: checkpoint ?? null,
+        batch_size: batchSize,
+      });
+      if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
+      return { documents: res.body.documents, checkpoint: res.body.checkpoint };
+    },
+  },
+  push: {
+    batchSize: 50,
+    async handler(rows) {
+      const res = await api.request('POST', '/api/v1/sync/rxdb/clients/push', rows);
+      if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
+      return res.body;
+    },
+  },
+});
+replication.error$.subscribe((err) => {
+  failure = err;
+});
+
+try {
+  await replication.awaitInitialReplication();
+  if (failure) throw failure;
+  const pulled = await db.clients.find().exec();
+  const report = { pulled: pulled.length };
+  const seed = await db.clients.findOne({ selector: { name: 'Seed 3' } }).exec();
+  const gone = await db.clients.findOne({ selector: { name: 'Seed 4' } }).exec();
+  await db.clients.bulkInsert(
+    ['Rx A', 'Rx B'].map((name) => ({ id: crypto.randomUUID(), name, status: 'lead', city: 'Turin', version: 1 })),
+  );
+  await seed.patch({ city: 'Patched by RxDB' });
+  await gone.remove();
+  await replication.awaitInSync();
+  if (failure) throw failure;
+  const after = await db.clients.find().exec();
+  report.local = after.length;
+  report.names = after.map((d) => d.name).sort();
+  await replication.cancel();
+  await db.remove();
+  console.log(JSON.stringify(report));
+  process.exit(0);
+} catch (err) {
+  console.error(`rxdb replication error: ${err && err.stack ? err.stack : err}`);
+  process.exit(1);
+}

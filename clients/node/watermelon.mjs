@@ -1,0 +1,98 @@
+// WatermelonDB (LokiJS adapter, no web worker) syncing against Strata with
+// its own synchronize(): an initial pull, local creates/updates/deletes,
+// then a second sync that pushes them. Prints a JSON report; exits 1 if
+// WatermelonDB reports a sync error.
+import { Database, Model, appSchema, tableSchema } from '@nozbe/watermelondb';
+import lokijs from '@nozbe/watermelondb/adapters/lokijs/index.js';
+import sync_ from '@nozbe/watermelondb/sync/index.js';
+import { client, config } from './http.mjs';
+
+// The package is CommonJS: its default export is the module object.
+const LokiJSAdapter = lokijs.default ?? lokijs;
+const { synchronize } = sync_;
+
+const cfg = config();
+const api = client(cfg);
+await api.login(cfg.email, cfg.password);
+
+class Client extends Model {
+  static table = 'clients';
+}
+
+const schema = appSchema({
+  version: 1,
+  tables: [
+    tableSchema({
+      name: 'clients',
+      columns: [
+        { name: 'name', type: 'string' },
+        { name: 'status', type: 'string' },
+        { name: 'city', type: 'string', isOptional: true },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+  ],
+});
+
+const adapter = new LokiJSAdapter({
+  schema,
+  useWebWorker: false,
+  useIncrementalIndexedDB: false,
+  dbName: `strata-${process.pid}`,
+});
+const database = new Database({ adapter, modelClasses: [Client] });
+
+async function sync() {
+  await synchronize({
+    database,
+    pullChanges: async ({ lastPulledAt }) => {
+      const res = await api.request('POST', '/api/v1/sync/watermelon/pull', {
+        last_pulled_at: lastPulledAt ?? null,
+        tables: ['clients'],
+      });
+      if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
+      return { changes: res.body.changes, timestamp: res.body.timestamp };
+    },
+    pushChanges: async ({ changes, lastPulledAt }) => {
+      const res = await api.request('POST', '/api/v1/sync/watermelon/push', {
+        changes,
+        last_pulled_at: lastPulledAt,
+      });
+      if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
+    },
+    sendCreatedAsUpdated: false,
+  });
+}
+
+const report = {};
+try {
+  await sync();
+  const clients = database.get('clients');
+  const pulled = await clients.query().fetch();
+  report.pulled = pulled.length;
+  const byName = Object.fromEntries(pulled.map((c) => [c._raw.name, c]));
+  await database.write(async () => {
+    for (const name of ['Melon A', 'Melon B', 'Melon C']) {
+      await clients.create((c) => {
+        c._raw.id = crypto.randomUUID();
+        c._setRaw('name', name);
+        c._setRaw('status', 'lead');
+        c._setRaw('city', 'Wroclaw');
+        c._setRaw('version', 1);
+      });
+    }
+    await byName['Seed 1'].update((c) => c._setRaw('city', 'Edited offline'));
+    await byName['Seed 2'].markAsDeleted();
+  });
+  await sync();
+  // Changes made on the server meanwhile arrive with the next sync.
+  await sync();
+  const after = await clients.query().fetch();
+  report.local = after.length;
+  report.names = after.map((c) => c._raw.name).sort();
+  console.log(JSON.stringify(report));
+  process.exit(0);
+} catch (err) {
+  console.error(`watermelondb sync error: ${err && err.stack ? err.stack : err}`);
+  process.exit(1);
+}

@@ -1,0 +1,454 @@
+//! Endpoints for offline-first client libraries: WatermelonDB's
+//! `synchronize()` (pullChanges / pushChanges) and RxDB's
+//! `replicateRxCollection` (checkpointed pull, push answering conflicts).
+//! Both sit on the native engine: the same cursors, permissions, row
+//! filters, conflict strategies and log.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use serde::Deserialize;
+use serde_json::{Map, json};
+use sync_engine::models::model;
+use sync_engine::push::{Mutation, Op, Pushed};
+use tenancy::TenantTx;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::routes::sync::{LogEntry, MAX_PAGE, models, run_pull};
+use crate::startup::AppState;
+
+crate::routes::routes! {
+    post "/sync/watermelon/pull" => watermelon_pull;
+    post "/sync/watermelon/push" => watermelon_push;
+    post "/sync/rxdb/{model}/pull" => rxdb_pull;
+    post "/sync/rxdb/{model}/push" => rxdb_push;
+}
+
+/// Most records one WatermelonDB pull returns (it has no paging).
+const WATERMELON_MAX: usize = 200_000;
+
+fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    let mut e = domain::FieldErrors::new();
+    e.add(field, message);
+    ApiError::Validation(e)
+}
+
+/// Mutations made from client records: server-kept keys are dropped.
+fn fields_of(record: &Map<String, serde_json::Value>) -> Map<String, serde_json::Value> {
+    record
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "id" | "version"
+                    | "created_at"
+                    | "updated_at"
+                    | "_status"
+                    | "_changed"
+                    | "_deleted"
+                    | "_meta"
+                    | "_attachments"
+                    | "_rev"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn uuid_of(v: Option<&serde_json::Value>) -> Result<Uuid, ApiError> {
+    v.and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| invalid("id", "must be a UUID string"))
+}
+
+async fn apply(tx: &TenantTx, user: &AuthUser, mutations: &[Mutation]) -> Result<Pushed, ApiError> {
+    let perms = sync_engine::Permissions::load(tx.conn(), &user.roles).await?;
+    Ok(sync_engine::push::push(tx.conn(), user.id, &perms, None, mutations).await?)
+}
+
+fn counts(pushed: &Pushed) -> BTreeMap<String, u64> {
+    pushed
+        .summary
+        .iter()
+        .map(|(m, c)| (m.clone(), c.created + c.updated + c.deleted))
+        .collect()
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WatermelonPull {
+    /// The `timestamp` of the previous pull, or null.
+    pub last_pulled_at: Option<i64>,
+    /// Tables to pull; all when absent.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+#[derive(FromQueryResult)]
+struct Checkpoint {
+    cursor: String,
+}
+
+/// WatermelonDB pullChanges: every change since `last_pulled_at`.
+#[utoipa::path(post, path = "/api/v1/sync/watermelon/pull", tag = "sync (clients)",
+    request_body = WatermelonPull, responses((status = 200)), security(("bearer" = [])))]
+pub async fn watermelon_pull(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<WatermelonPull>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let b = body.into_inner();
+    let models = models(&b.tables)?;
+    let key = format!(
+        "watermelon:{}",
+        models.iter().map(|m| m.name).collect::<Vec<_>>().join(",")
+    );
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let mut cursor = match b.last_pulled_at {
+        None => None,
+        Some(micros) => {
+            let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
+                invalid("last_pulled_at", "is not a timestamp this server issued")
+            })?;
+            let found = Checkpoint::find_by_statement(stmt(
+                "SELECT cursor FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
+                 AND complete AND issued_at <= $3 ORDER BY issued_at DESC LIMIT 1",
+                [user.id.into(), key.clone().into(), at.into()],
+            ))
+            .one(tx.conn())
+            .await?;
+            found.map(|c| c.cursor)
+        }
+    };
+    let mut changes: BTreeMap<&'static str, serde_json::Value> = BTreeMap::new();
+    let mut total = 0usize;
+    let last = loop {
+        let pulled = run_pull(
+            &state,
+            &tx,
+            tenant.0.id(),
+            &user,
+            &models,
+            cursor.as_deref(),
+            MAX_PAGE,
+        )
+        .await?;
+        for (name, c) in &pulled.changes {
+            let entry = changes
+                .entry(name)
+                .or_insert_with(|| json!({ "created": [], "updated": [], "deleted": [] }));
+            for (list, raws) in [("created", &c.created), ("updated", &c.updated)] {
+                if let Some(arr) = entry[list].as_array_mut() {
+                    for raw in raws {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.get()) {
+                            arr.push(v);
+                        }
+                    }
+                }
+            }
+            if let Some(arr) = entry["deleted"].as_array_mut() {
+                arr.extend(c.deleted.iter().map(|id| json!(id)));
+            }
+            total += c.len();
+        }
+        let encoded = state.cursors.encode(&pulled.cursor);
+        if !pulled.has_more {
+            break encoded;
+        }
+        if total >= WATERMELON_MAX {
+            return Err(ApiError::TooLarge(format!(
+                "more than {WATERMELON_MAX} changes: sync with the native protocol, which pages"
+            )));
+        }
+        cursor = Some(encoded);
+    };
+    let issued: DateTime<Utc> = tx
+        .conn()
+        .query_one_raw(stmt(
+            "INSERT INTO sync_checkpoints (user_id, model, issued_at, cursor, complete) \
+             VALUES ($1, $2, date_trunc('milliseconds', clock_timestamp()) + \
+                     (random() * 999)::int * interval '1 microsecond', $3, true) RETURNING issued_at",
+            [user.id.into(), key.into(), last.into()],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index(0))
+        .transpose()?
+        .unwrap_or_else(Utc::now);
+    LogEntry {
+        user: user.id,
+        client: Some("watermelondb"),
+        kind: "pull",
+        counts: changes.keys().map(|k| ((*k).to_owned(), 0)).collect(),
+        started,
+    }
+    .record(&tx, "ok", None)
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "changes": changes,
+        "timestamp": issued.timestamp_micros(),
+    })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WatermelonPush {
+    /// `{table: {created: [records], updated: [records], deleted: [ids]}}`.
+    #[schema(value_type = Object)]
+    pub changes: BTreeMap<String, WatermelonTable>,
+    pub last_pulled_at: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct WatermelonTable {
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub created: Vec<Map<String, serde_json::Value>>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub updated: Vec<Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub deleted: Vec<String>,
+}
+
+/// WatermelonDB pushChanges: all or nothing. A change made against a
+/// version the server has since moved past answers 409, and the client
+/// pulls and tries again.
+#[utoipa::path(post, path = "/api/v1/sync/watermelon/push", tag = "sync (clients)",
+    request_body = WatermelonPush, responses((status = 200), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn watermelon_push(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<WatermelonPush>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let mut mutations = Vec::new();
+    for (table, c) in &body.changes {
+        let md =
+            model(table).ok_or_else(|| invalid("changes", format!("unknown table `{table}`")))?;
+        let mut next = |op, id, base_version, fields| {
+            mutations.push(Mutation {
+                mutation_id: mutations.len() as i64 + 1,
+                op,
+                model: md.name.to_owned(),
+                id,
+                base_version,
+                fields,
+            });
+        };
+        for r in &c.created {
+            next(Op::Create, uuid_of(r.get("id"))?, None, fields_of(r));
+        }
+        for r in &c.updated {
+            let version = r.get("version").and_then(serde_json::Value::as_i64);
+            next(
+                Op::Update,
+                uuid_of(r.get("id"))?,
+                version.or(Some(1)),
+                fields_of(r),
+            );
+        }
+        for id in &c.deleted {
+            let id =
+                Uuid::parse_str(id).map_err(|_| invalid("deleted", "must hold UUID strings"))?;
+            next(Op::Delete, id, None, Map::new());
+        }
+    }
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let pushed = apply(&tx, &user, &mutations).await?;
+    let entry = LogEntry {
+        user: user.id,
+        client: Some("watermelondb"),
+        kind: "push",
+        counts: counts(&pushed),
+        started,
+    };
+    if !pushed.complete {
+        tx.rollback().await?;
+        let failed = pushed.results.iter().any(|o| o.status == "failed");
+        let detail = json!({ "applied": false, "results": pushed.results });
+        let err = if failed {
+            ApiError::BadBody(detail.to_string())
+        } else {
+            ApiError::Conflict(
+                "records changed on the server since your last pull; pull and push again".into(),
+            )
+        };
+        let _ = entry.failed(&state, &tenant, err).await;
+        return Ok(if failed {
+            HttpResponse::UnprocessableEntity().json(detail)
+        } else {
+            HttpResponse::Conflict().json(detail)
+        });
+    }
+    entry.record(&tx, "ok", None).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({ "applied": true, "summary": pushed.summary })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RxdbPull {
+    /// The checkpoint of the previous pull, or null.
+    pub checkpoint: Option<String>,
+    pub batch_size: Option<usize>,
+}
+
+/// RxDB pull handler: documents since the checkpoint, deletes as
+/// `{"id", "_deleted": true}`.
+#[utoipa::path(post, path = "/api/v1/sync/rxdb/{model}/pull", tag = "sync (clients)",
+    request_body = RxdbPull, params(("model" = String, Path)),
+    responses((status = 200)), security(("bearer" = [])))]
+pub async fn rxdb_pull(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    name: web::Path<String>,
+    body: web::Json<RxdbPull>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let md = model(&name).ok_or_else(|| invalid("model", format!("unknown model `{name}`")))?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let pulled = run_pull(
+        &state,
+        &tx,
+        tenant.0.id(),
+        &user,
+        &[md],
+        body.checkpoint.as_deref(),
+        body.batch_size.unwrap_or(100),
+    )
+    .await?;
+    let mut documents = Vec::new();
+    let mut n = 0;
+    for c in pulled.changes.values() {
+        for raw in c.created.iter().chain(&c.updated) {
+            if let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str(raw.get()) {
+                doc.insert("_deleted".into(), false.into());
+                documents.push(serde_json::Value::Object(doc));
+            }
+        }
+        documents.extend(
+            c.deleted
+                .iter()
+                .map(|id| json!({ "id": id, "_deleted": true })),
+        );
+        n += c.len();
+    }
+    LogEntry {
+        user: user.id,
+        client: Some("rxdb"),
+        kind: "pull",
+        counts: BTreeMap::from([(md.name.to_owned(), n as u64)]),
+        started,
+    }
+    .record(&tx, "ok", None)
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "documents": documents,
+        "checkpoint": state.cursors.encode(&pulled.cursor),
+    })))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RxdbRow {
+    #[schema(value_type = Option<Object>)]
+    pub assumed_master_state: Option<Map<String, serde_json::Value>>,
+    #[schema(value_type = Object)]
+    pub new_document_state: Map<String, serde_json::Value>,
+}
+
+/// RxDB push handler: applies the rows and answers the server's documents
+/// for the rows in conflict.
+#[utoipa::path(post, path = "/api/v1/sync/rxdb/{model}/push", tag = "sync (clients)",
+    request_body = Vec<RxdbRow>, params(("model" = String, Path)),
+    responses((status = 200), (status = 422)), security(("bearer" = [])))]
+pub async fn rxdb_push(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    name: web::Path<String>,
+    body: web::Json<Vec<RxdbRow>>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let md = model(&name).ok_or_else(|| invalid("model", format!("unknown model `{name}`")))?;
+    let mut mutations = Vec::with_capacity(body.len());
+    for row in body.iter() {
+        let doc = &row.new_document_state;
+        let id = uuid_of(doc.get("id"))?;
+        let base = row
+            .assumed_master_state
+            .as_ref()
+            .and_then(|m| m.get("version"))
+            .and_then(serde_json::Value::as_i64);
+        let deleted = doc.get("_deleted").and_then(serde_json::Value::as_bool) == Some(true);
+        let op = match (&row.assumed_master_state, deleted) {
+            (_, true) => Op::Delete,
+            (None, false) => Op::Create,
+            (Some(_), false) => Op::Update,
+        };
+        mutations.push(Mutation {
+            mutation_id: mutations.len() as i64 + 1,
+            op,
+            model: md.name.to_owned(),
+            id,
+            base_version: base,
+            fields: if op == Op::Delete {
+                Map::new()
+            } else {
+                fields_of(doc)
+            },
+        });
+    }
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let pushed = apply(&tx, &user, &mutations).await?;
+    if let Some(bad) = pushed.results.iter().find(|o| o.status == "failed") {
+        tx.rollback().await?;
+        return Err(invalid(&format!("{}", bad.id), bad.errors.join("; ")));
+    }
+    let conflicts: Vec<serde_json::Value> = pushed
+        .results
+        .iter()
+        .filter(|o| o.status == "conflict")
+        .filter_map(|o| o.server.clone())
+        .map(|mut doc| {
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("_deleted".into(), false.into());
+            }
+            doc
+        })
+        .collect();
+    LogEntry {
+        user: user.id,
+        client: Some("rxdb"),
+        kind: "push",
+        counts: counts(&pushed),
+        started,
+    }
+    .record(
+        &tx,
+        if conflicts.is_empty() {
+            "ok"
+        } else {
+            "partial"
+        },
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(conflicts))
+}
