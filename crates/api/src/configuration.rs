@@ -13,7 +13,15 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub tenancy: TenancySettings,
     pub auth: AuthSettings,
+    pub sync: SyncSettings,
     pub log: LogSettings,
+}
+
+/// `[sync]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    pub tombstone_retention_days: u64,
+    pub purge_interval_secs: u64,
 }
 
 /// `[server]`
@@ -87,6 +95,11 @@ impl Settings {
                 self.auth.max_failures_per_address,
             ),
             ("auth.failure_window_secs", self.auth.failure_window_secs),
+            (
+                "sync.tombstone_retention_days",
+                self.sync.tombstone_retention_days,
+            ),
+            ("sync.purge_interval_secs", self.sync.purge_interval_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

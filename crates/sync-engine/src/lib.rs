@@ -15,6 +15,7 @@ pub mod models;
 pub mod permissions;
 pub mod pull;
 pub mod push;
+pub mod retention;
 pub mod validate;
 
 pub use cursor::{Cursor, CursorKey};

@@ -578,13 +578,22 @@ async fn bad_input_gets_clear_errors() {
         .get(&tenancy::Slug::parse("acme").expect("slug"))
         .await
         .expect("tenant");
-    // Tombstones purged up to a transaction after the cursor was made.
+    // A delete after the cursor, then its tombstone purged (retention 0).
+    let doomed = Uuid::new_v4();
+    a.push(
+        "d",
+        json!([
+            { "mutation_id": 20, "op": "create", "model": "clients", "id": doomed, "fields": { "name": "doomed" } },
+            { "mutation_id": 21, "op": "delete", "model": "clients", "id": doomed },
+        ]),
+    )
+    .await;
     let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
-    tx.conn()
-        .execute_unprepared("UPDATE sync_state SET purged_before = pg_current_xact_id()")
+    let purged = sync_engine::retention::purge_tombstones(tx.conn(), Duration::ZERO)
         .await
         .expect("purge");
     tx.commit().await.expect("commit");
+    assert!(purged >= 1);
     let (s, body) = a
         .post("/api/v1/sync/pull", json!({ "cursor": cursor }))
         .await;
