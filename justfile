@@ -42,8 +42,18 @@ bench-crud:
     export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
     cargo bench --locked -p api --bench crud
 
+# Sync benchmark: push and pull records/s beside COPY.
+bench-sync:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/services.sh
+    export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+    cargo build --locked --release --bin strata-server
+    export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
+    cargo bench --locked -p api --bench sync
+
 # Every benchmark.
-bench: bench-tenancy bench-crud
+bench: bench-tenancy bench-crud bench-sync
 
 # Stop the throwaway PostgreSQL and Redis that dev/test may have started.
 stop-services:

@@ -1,0 +1,257 @@
+//! Sync benchmark: push of 100,000 records (creates, then updates of the
+//! same records) and pull of 100,000 records, in records per second, beside
+//! PostgreSQL's own COPY of the same rows in the same run.
+//!
+//! Runs the release `strata-server` named by `SERVER_BIN` as its own
+//! process; `just bench-sync` builds it. `BENCH_RECORDS` (default 100000)
+//! and `BENCH_BATCH` (default 5000) scale it.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::auth::TokenKeys;
+use api::configuration::Settings;
+use common::env_or;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{Value, json};
+use tenancy::testing::TestDb;
+use tenancy::{FirstAdmin, NewTenant, Slug, TenantTx};
+use uuid::Uuid;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn record(i: usize) -> Value {
+    json!({
+        "name": format!("Client {i}"),
+        "status": "active",
+        "email": format!("c{i}@example.com"),
+        "city": "Lisbon",
+        "country": "PT",
+        "department": "Sales",
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = env_or("BENCH_RECORDS", 100_000);
+    let batch: usize = env_or("BENCH_BATCH", 5_000);
+    let Ok(bin) = std::env::var("SERVER_BIN") else {
+        eprintln!("SERVER_BIN is not set: run `just bench-sync`");
+        return;
+    };
+    let settings: Settings = tenancy::config::load().expect("configuration");
+    let keys = TokenKeys::new(&settings.auth.jwt_secret, 3600, 3600);
+    let db = TestDb::new(4).await;
+    let admin = FirstAdmin {
+        email: "admin@bench.test".into(),
+        full_name: "Admin".into(),
+        password_hash: "not-used".into(),
+    };
+    let new = NewTenant::new(
+        Slug::parse("bench").expect("slug"),
+        "Bench",
+        &[],
+        "localhost",
+    )
+    .expect("tenant")
+    .with_admin(admin);
+    let tenant = db.registry().create(&new).await.expect("create");
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
+    let admin_id: Uuid = tx
+        .conn()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT id FROM users",
+        ))
+        .await
+        .expect("user")
+        .expect("row")
+        .try_get_by_index(0)
+        .expect("id");
+    tx.commit().await.expect("commit");
+    let token = keys
+        .issue(
+            admin_id,
+            tenant.id(),
+            Uuid::now_v7(),
+            vec!["Administrators".into()],
+        )
+        .expect("token");
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let _server = Server(
+        Command::new(&bin)
+            .env("STRATA__DATABASE__URL", &db.url)
+            .env("STRATA__REDIS__URL", &db.redis.url)
+            .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
+            .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("STRATA__LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("server"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .header(reqwest::header::HOST, "bench.localhost")
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    println!("== sync benchmark ({n} records, push batches of {batch}) ==");
+
+    // Push: creates.
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let started = Instant::now();
+    let mut mutation = 0i64;
+    for chunk in ids.chunks(batch).enumerate() {
+        let (c, chunk) = chunk;
+        let mutations: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, id)| {
+                mutation += 1;
+                json!({ "mutation_id": mutation, "op": "create", "model": "clients", "id": id,
+                        "fields": record(c * batch + j) })
+            })
+            .collect();
+        let res = post(
+            "/api/v1/sync/push",
+            json!({ "client_id": "bench", "mutations": mutations }),
+        )
+        .await
+        .expect("push");
+        assert!(
+            res.status().is_success(),
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "push, creates: {:.0} records/s ({n} in {secs:.2} s)",
+        n as f64 / secs
+    );
+
+    // Push: updates of the same records.
+    let started = Instant::now();
+    for chunk in ids.chunks(batch) {
+        let mutations: Vec<Value> = chunk
+            .iter()
+            .map(|id| {
+                mutation += 1;
+                json!({ "mutation_id": mutation, "op": "update", "model": "clients", "id": id,
+                        "base_version": 1, "fields": { "city": "Porto", "status": "inactive" } })
+            })
+            .collect();
+        let res = post(
+            "/api/v1/sync/push",
+            json!({ "client_id": "bench", "mutations": mutations }),
+        )
+        .await
+        .expect("push");
+        assert!(res.status().is_success());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "push, updates: {:.0} records/s ({n} in {secs:.2} s)",
+        n as f64 / secs
+    );
+
+    // Pull: a full initial sync, in pages of 10,000.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut cursor: Option<String> = None;
+    let mut pulled = 0usize;
+    loop {
+        let res = post(
+            "/api/v1/sync/pull",
+            json!({ "cursor": cursor, "models": ["clients"], "limit": 10_000 }),
+        )
+        .await
+        .expect("pull");
+        let body: Value = res.json().await.expect("json");
+        pulled += body["changes"]["clients"]["created"]
+            .as_array()
+            .map_or(0, Vec::len);
+        cursor = body["cursor"].as_str().map(str::to_owned);
+        if body["has_more"] != true {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "pull, initial sync: {:.0} records/s ({pulled} in {secs:.2} s)",
+        pulled as f64 / secs
+    );
+
+    // The reference: COPY of the same rows into a plain table.
+    let pool = db.db.get_postgres_connection_pool();
+    sqlx_copy(pool, n).await;
+}
+
+async fn sqlx_copy(pool: &sea_orm::sqlx::PgPool, n: usize) {
+    use sea_orm::sqlx::Executor;
+    let mut conn = pool.acquire().await.expect("connection");
+    conn.execute(
+        "CREATE TABLE public.bench_copy (id uuid PRIMARY KEY, name text, status text, email text, \
+         city text, country text, department text)",
+    )
+    .await
+    .expect("table");
+    let mut csv = String::with_capacity(n * 100);
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{},Client {i},active,c{i}@example.com,Lisbon,PT,Sales\n",
+            Uuid::new_v4()
+        ));
+    }
+    let started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY public.bench_copy FROM STDIN (FORMAT csv)")
+        .await
+        .expect("copy");
+    copy.send(csv.as_bytes()).await.expect("send");
+    copy.finish().await.expect("finish");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "reference, COPY into a plain table: {:.0} rows/s ({n} in {secs:.2} s)",
+        n as f64 / secs
+    );
+    let started = Instant::now();
+    let rows: Vec<(String,)> =
+        sea_orm::sqlx::query_as("SELECT row_to_json(b)::text FROM public.bench_copy b")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("select");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "reference, SELECT of the same rows as JSON: {:.0} rows/s",
+        rows.len() as f64 / secs
+    );
+}
