@@ -30,6 +30,23 @@ impl Drop for Server {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct PullPage {
+    changes: PullChanges,
+    cursor: String,
+    has_more: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct PullChanges {
+    clients: PullModel,
+}
+
+#[derive(serde::Deserialize)]
+struct PullModel {
+    created: Vec<serde::de::IgnoredAny>,
+}
+
 fn record(i: usize) -> Value {
     json!({
         "name": format!("Client {i}"),

@@ -54,11 +54,13 @@ pub struct Pulled {
 }
 
 #[derive(FromQueryResult)]
-struct Row {
-    record_id: Uuid,
-    txid: String,
-    is_new: bool,
-    data: Option<String>,
+struct PageRow {
+    created: String,
+    updated: String,
+    deleted: String,
+    fetched: i64,
+    last_txid: Option<String>,
+    last_id: Option<Uuid>,
 }
 
 fn parse_xid(text: &str) -> Result<u64, SyncError> {
@@ -162,45 +164,57 @@ pub async fn pull(
             ));
         }
         values.push(((room + 1) as i64).into());
+        let lim = values.len();
+        values.push(initial.into());
+        let init = values.len();
+        // One row per page: the page's records as JSON arrays built by
+        // PostgreSQL, and where it stopped.
         let sql = format!(
-            "SELECT c.record_id, c.txid::text AS txid, c.created_txid >= $1::text::xid8 AS is_new, \
-                    CASE WHEN NOT c.deleted AND t.id IS NOT NULL AND {visible} \
-                         THEN {json}::text END AS data \
-             FROM sync_changes c LEFT JOIN {table} t ON t.id = c.record_id \
-             WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}",
+            "WITH page AS ( \
+                 SELECT c.record_id, c.txid, c.created_txid >= $1::text::xid8 AS is_new, \
+                        CASE WHEN NOT c.deleted AND t.id IS NOT NULL AND {visible} \
+                             THEN {json} END AS data \
+                 FROM sync_changes c LEFT JOIN {table} t ON t.id = c.record_id \
+                 WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}), \
+             numbered AS ( \
+                 SELECT *, row_number() OVER (ORDER BY txid, record_id) AS rn FROM page) \
+             SELECT \
+                 coalesce(json_agg(data ORDER BY rn) FILTER ( \
+                     WHERE rn < ${lim} AND data IS NOT NULL AND (is_new OR ${init})), '[]')::text AS created, \
+                 coalesce(json_agg(data ORDER BY rn) FILTER ( \
+                     WHERE rn < ${lim} AND data IS NOT NULL AND NOT (is_new OR ${init})), '[]')::text AS updated, \
+                 coalesce(json_agg(record_id ORDER BY rn) FILTER ( \
+                     WHERE rn < ${lim} AND data IS NULL AND NOT (is_new OR ${init})), '[]')::text AS deleted, \
+                 count(*) AS fetched, \
+                 (array_agg(txid::text ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_txid, \
+                 (array_agg(record_id ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_id \
+             FROM numbered",
             json = model.json_sql(),
             table = model.table,
             conds = conditions.join(" AND "),
-            lim = values.len(),
         );
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
+        let page = PageRow::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
             &sql,
             values,
         ))
-        .all(conn)
-        .await?;
-        let more_here = rows.len() > room;
-        for row in rows.into_iter().take(room) {
-            let txid = parse_xid(&row.txid)?;
-            after = Some((i, txid, row.record_id));
-            room -= 1;
-            match row.data {
-                Some(data) => {
-                    let raw = RawValue::from_string(data)
-                        .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
-                    if row.is_new || initial {
-                        entry.created.push(raw);
-                    } else {
-                        entry.updated.push(raw);
-                    }
-                }
-                // Deleted, or no longer within the caller's rows. A record
-                // the client never received needs no delete.
-                None if !row.is_new && !initial => entry.deleted.push(row.record_id),
-                None => {}
-            }
+        .one(conn)
+        .await?
+        .ok_or_else(|| SyncError::Database(sea_orm::DbErr::Custom("empty page".into())))?;
+        let parse = |text: &str| {
+            serde_json::from_str::<Vec<Box<RawValue>>>(text)
+                .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))
+        };
+        entry.created = parse(&page.created)?;
+        entry.updated = parse(&page.updated)?;
+        entry.deleted = serde_json::from_str(&page.deleted)
+            .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+        let fetched = page.fetched as usize;
+        let more_here = fetched > room;
+        if let (Some(txid), Some(id)) = (page.last_txid, page.last_id) {
+            after = Some((i, parse_xid(&txid)?, id));
         }
+        room -= fetched.min(room);
         if more_here {
             has_more = true;
             break;

@@ -251,11 +251,12 @@ async fn update(
     let mut values: Vec<Value> = vec![serde_json::Value::Array(rows.to_vec()).into()];
     let visible = scope.sql(md, caller, &mut values);
     let set = assignments(md, cols);
-    // An update with no fields still bumps the version (the trigger does).
+    // The version is bumped here, sparing the trigger its comparison; an
+    // update with no fields still bumps it.
     let set = if set.is_empty() {
-        "id = t.id".to_owned()
+        "version = t.version + 1, updated_at = now()".to_owned()
     } else {
-        set
+        format!("{set}, version = t.version + 1, updated_at = now()")
     };
     let version = if check_version {
         "AND t.version = x.bv"

@@ -53,11 +53,16 @@ CREATE TABLE sync_state (
 );
 INSERT INTO sync_state DEFAULT VALUES;
 
--- Bumps the version when a synced field changed. Columns named in the
--- trigger's arguments (bookkeeping such as users.last_login_at) do not
--- count as a change.
+-- Bumps the version of a row whose writer did not (an operator's SQL, say)
+-- when a synced field changed. Columns named in the trigger's arguments
+-- (bookkeeping such as users.last_login_at) do not count as a change.
+-- Writers that bump the version themselves (the API, pushes) take the
+-- first, cheap exit.
 CREATE FUNCTION sync_bump_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF NEW.version <> OLD.version THEN
+        RETURN NEW;
+    END IF;
     IF to_jsonb(NEW) - 'version' - 'updated_at' - TG_ARGV
        = to_jsonb(OLD) - 'version' - 'updated_at' - TG_ARGV THEN
         RETURN NEW;
@@ -67,29 +72,45 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE FUNCTION sync_track_change() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    changed jsonb := '{}';
+-- Statement-level recorders: one set-based write to sync_changes per
+-- statement, however many rows it touched.
+CREATE FUNCTION sync_track_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-        VALUES (TG_ARGV[0], OLD.id, OLD.version + 1, true, pg_current_xact_id(), pg_current_xact_id())
-        ON CONFLICT (model, record_id) DO UPDATE
-           SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now();
-        RETURN OLD;
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-        SELECT coalesce(jsonb_object_agg(n.key, NEW.version), '{}') INTO changed
-        FROM jsonb_each(to_jsonb(NEW)) n JOIN jsonb_each(to_jsonb(OLD)) o ON o.key = n.key
-        WHERE n.value IS DISTINCT FROM o.value AND n.key NOT IN ('version', 'updated_at');
-    END IF;
     INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-    VALUES (TG_ARGV[0], NEW.id, NEW.version, false, pg_current_xact_id(), pg_current_xact_id())
+    SELECT TG_ARGV[0], n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id()
+    FROM new_rows n
     ON CONFLICT (model, record_id) DO UPDATE
        SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
            created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
-           field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions || changed END;
-    RETURN NEW;
+           field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions END;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION sync_track_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid, field_versions)
+    SELECT TG_ARGV[0], n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(),
+           (SELECT coalesce(jsonb_object_agg(nk.key, n.version), '{}')
+            FROM jsonb_each(to_jsonb(n)) nk JOIN jsonb_each(to_jsonb(o)) ok ON ok.key = nk.key
+            WHERE nk.value IS DISTINCT FROM ok.value AND nk.key NOT IN ('version', 'updated_at'))
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    WHERE n.version IS DISTINCT FROM o.version
+    ON CONFLICT (model, record_id) DO UPDATE
+       SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
+           created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
+           field_versions = CASE WHEN c.deleted THEN '{}'
+                                 ELSE c.field_versions || EXCLUDED.field_versions END;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION sync_track_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
+    SELECT TG_ARGV[0], o.id, o.version + 1, true, pg_current_xact_id(), pg_current_xact_id()
+    FROM old_rows o
+    ON CONFLICT (model, record_id) DO UPDATE
+       SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now();
+    RETURN NULL;
 END $$;
 "#,
         );
@@ -97,11 +118,15 @@ END $$;
             sql.push_str(&format!(
                 "CREATE TRIGGER {table}_sync_version BEFORE UPDATE ON {table} \
                  FOR EACH ROW EXECUTE FUNCTION sync_bump_version({unsynced});\n\
-                 CREATE TRIGGER {table}_sync_change AFTER INSERT OR DELETE ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION sync_track_change('{model}');\n\
+                 CREATE TRIGGER {table}_sync_insert AFTER INSERT ON {table} \
+                 REFERENCING NEW TABLE AS new_rows \
+                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_insert('{model}');\n\
                  CREATE TRIGGER {table}_sync_update AFTER UPDATE ON {table} \
-                 FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) \
-                 EXECUTE FUNCTION sync_track_change('{model}');\n\
+                 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows \
+                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_update('{model}');\n\
+                 CREATE TRIGGER {table}_sync_delete AFTER DELETE ON {table} \
+                 REFERENCING OLD TABLE AS old_rows \
+                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_delete('{model}');\n\
                  INSERT INTO sync_changes (model, record_id, version, created_txid, txid) \
                  SELECT '{model}', id, version, pg_current_xact_id(), pg_current_xact_id() FROM {table};\n"
             ));
@@ -197,13 +222,15 @@ CREATE INDEX sync_log_user_idx ON sync_log (user_id, created_at DESC);
         for (table, _, _) in SYNCED {
             sql.push_str(&format!(
                 "DROP TRIGGER {table}_sync_version ON {table}; \
-                 DROP TRIGGER {table}_sync_change ON {table}; \
-                 DROP TRIGGER {table}_sync_update ON {table};\n"
+                 DROP TRIGGER {table}_sync_insert ON {table}; \
+                 DROP TRIGGER {table}_sync_update ON {table}; \
+                 DROP TRIGGER {table}_sync_delete ON {table};\n"
             ));
         }
         sql.push_str(
             "DROP TABLE sync_log, sync_checkpoints, sync_user_state, sync_clients, sync_filters, sync_permissions, \
-             sync_state, sync_changes; DROP FUNCTION sync_track_change(); DROP FUNCTION sync_bump_version();",
+             sync_state, sync_changes; DROP FUNCTION sync_track_insert(); DROP FUNCTION sync_track_update(); \
+             DROP FUNCTION sync_track_delete(); DROP FUNCTION sync_bump_version();",
         );
         manager.get_connection().execute_unprepared(&sql).await?;
         Ok(())
