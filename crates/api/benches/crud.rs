@@ -10,45 +10,15 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use api::auth::TokenKeys;
 use api::configuration::Settings;
-use common::{Req, env_or, load};
+use common::{Req, Server, env_or, load};
 use futures::StreamExt;
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tenancy::testing::TestDb;
 use tenancy::{NewTenant, Slug, TenantTx};
 use uuid::Uuid;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    /// VmRSS and VmHWM (peak) in MiB.
-    fn memory(&self) -> (f64, f64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map_or(f64::NAN, |kb| kb / 1024.0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
 
 /// One tenant of the run: its host, a token, and its client ids.
 #[derive(Clone)]
@@ -163,35 +133,8 @@ async fn main() {
         .await;
     let one = vec![targets[0].clone()];
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let server = Server(
-        Command::new(&bin)
-            .env("STRATA__DATABASE__URL", &db.url)
-            .env("STRATA__DATABASE__POOL_SIZE", "16")
-            .env("STRATA__REDIS__URL", &db.redis.url)
-            .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
-            .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("STRATA__LOG__LEVEL", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start server"),
-    );
-    let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{address}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = Server::start(&bin, &db, 16).await;
+    let address = server.address.clone();
     let (rss, _) = server.memory();
     println!("server idle: {rss:.1} MiB resident");
 

@@ -8,27 +8,16 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api::auth::TokenKeys;
 use api::configuration::Settings;
-use common::env_or;
+use common::{Server, env_or};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use tenancy::testing::TestDb;
 use tenancy::{FirstAdmin, NewTenant, Slug, TenantTx};
 use uuid::Uuid;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(serde::Deserialize)]
 struct PullPage {
@@ -105,34 +94,9 @@ async fn main() {
         )
         .expect("token");
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let _server = Server(
-        Command::new(&bin)
-            .env("STRATA__DATABASE__URL", &db.url)
-            .env("STRATA__REDIS__URL", &db.redis.url)
-            .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
-            .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("STRATA__LOG__LEVEL", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("server"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Server::start(&bin, &db, 10).await;
+    let base = server.address.clone();
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let post = |path: &str, body: Value| {
         http.post(format!("{base}{path}"))
             .header(reqwest::header::HOST, "bench.localhost")

@@ -171,13 +171,15 @@ pub async fn pull(
         // PostgreSQL, and where it stopped.
         let sql = format!(
             "WITH page AS ( \
-                 SELECT c.record_id, c.txid, c.created_txid >= $1::text::xid8 AS is_new, \
-                        CASE WHEN NOT c.deleted AND t.id IS NOT NULL AND {visible} \
-                             THEN {json} END AS data \
-                 FROM sync_changes c LEFT JOIN {table} t ON t.id = c.record_id \
+                 SELECT c.record_id, c.txid, c.created_txid >= $1::text::xid8 AS is_new, c.deleted \
+                 FROM sync_changes c \
                  WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}), \
              numbered AS ( \
-                 SELECT *, row_number() OVER (ORDER BY txid, record_id) AS rn FROM page) \
+                 SELECT p.record_id, p.txid, p.is_new, \
+                        row_number() OVER (ORDER BY p.txid, p.record_id) AS rn, \
+                        CASE WHEN NOT p.deleted AND t.id IS NOT NULL AND {visible} \
+                             THEN {json} END AS data \
+                 FROM page p LEFT JOIN {table} t ON t.id = p.record_id) \
              SELECT \
                  coalesce(json_agg(data ORDER BY rn) FILTER ( \
                      WHERE rn < ${lim} AND data IS NOT NULL AND (is_new OR ${init})), '[]')::text AS created, \

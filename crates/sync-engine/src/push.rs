@@ -201,6 +201,14 @@ fn assignments(md: &Model, cols: &[&str]) -> String {
         .join(", ")
 }
 
+/// `rows` as one JSON text parameter (cast to jsonb in SQL), serialised
+/// once without copying the rows.
+fn as_json_text(rows: &[serde_json::Value]) -> Value {
+    serde_json::to_string(rows)
+        .unwrap_or_else(|_| "[]".into())
+        .into()
+}
+
 /// A record in a JSON array for a bulk statement.
 fn row_json(m: &Mutation, fields: &Map<String, serde_json::Value>) -> serde_json::Value {
     json!({ "id": m.id, "bv": m.base_version, "d": fields })
@@ -230,10 +238,7 @@ async fn insert(
         exprs = exprs.join(", "),
     );
     let rows = conn
-        .query_all_raw(stmt(
-            &sql,
-            vec![serde_json::Value::Array(rows.to_vec()).into()],
-        ))
+        .query_all_raw(stmt(&sql, vec![as_json_text(rows)]))
         .await?;
     rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
 }
@@ -248,7 +253,7 @@ async fn update(
     cols: &[&str],
     check_version: bool,
 ) -> Result<Vec<Uuid>, sea_orm::DbErr> {
-    let mut values: Vec<Value> = vec![serde_json::Value::Array(rows.to_vec()).into()];
+    let mut values: Vec<Value> = vec![as_json_text(rows)];
     let visible = scope.sql(md, caller, &mut values);
     let set = assignments(md, cols);
     // The version is bumped here, sparing the trigger its comparison; an
@@ -283,7 +288,7 @@ async fn delete(
     rows: &[serde_json::Value],
     check_version: bool,
 ) -> Result<Vec<Uuid>, sea_orm::DbErr> {
-    let mut values: Vec<Value> = vec![serde_json::Value::Array(rows.to_vec()).into()];
+    let mut values: Vec<Value> = vec![as_json_text(rows)];
     let visible = scope.sql(md, caller, &mut values);
     let version = if check_version {
         "AND (x.bv IS NULL OR t.version = x.bv)"

@@ -73,43 +73,60 @@ BEGIN
 END $$;
 
 -- Statement-level recorders: one set-based write to sync_changes per
--- statement, however many rows it touched.
+-- statement, however many rows it touched. The log is named with the
+-- table's own schema, so writers with any search_path are recorded in the
+-- right tenant.
 CREATE FUNCTION sync_track_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-    SELECT TG_ARGV[0], n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id()
-    FROM new_rows n
-    ON CONFLICT (model, record_id) DO UPDATE
-       SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
-           created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
-           field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions END;
+    EXECUTE format($q$
+        INSERT INTO %I.sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
+        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id()
+        FROM new_rows n
+        ON CONFLICT (model, record_id) DO UPDATE
+           SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
+               created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
+               field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions END
+    $q$, TG_TABLE_SCHEMA, TG_ARGV[0]);
     RETURN NULL;
 END $$;
 
+-- Records which fields each updated row changed, at which version: a
+-- column-by-column comparison built once per statement from the catalog.
 CREATE FUNCTION sync_track_update() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    diff text;
 BEGIN
-    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid, field_versions)
-    SELECT TG_ARGV[0], n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(),
-           (SELECT coalesce(jsonb_object_agg(nk.key, n.version), '{}')
-            FROM jsonb_each(to_jsonb(n)) nk JOIN jsonb_each(to_jsonb(o)) ok ON ok.key = nk.key
-            WHERE nk.value IS DISTINCT FROM ok.value AND nk.key NOT IN ('version', 'updated_at'))
-    FROM new_rows n JOIN old_rows o ON o.id = n.id
-    WHERE n.version IS DISTINCT FROM o.version
-    ON CONFLICT (model, record_id) DO UPDATE
-       SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
-           created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
-           field_versions = CASE WHEN c.deleted THEN '{}'
-                                 ELSE c.field_versions || EXCLUDED.field_versions END;
+    SELECT string_agg(format('%L, CASE WHEN n.%I IS DISTINCT FROM o.%I THEN n.version END',
+                             attname, attname, attname), ', ')
+      INTO diff
+      FROM pg_attribute
+     WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
+       AND attname NOT IN ('id', 'version', 'created_at', 'updated_at');
+    EXECUTE format($q$
+        INSERT INTO %I.sync_changes AS c
+               (model, record_id, version, deleted, created_txid, txid, field_versions)
+        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(),
+               jsonb_strip_nulls(jsonb_build_object(%s))
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE n.version IS DISTINCT FROM o.version
+        ON CONFLICT (model, record_id) DO UPDATE
+           SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
+               created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
+               field_versions = CASE WHEN c.deleted THEN '{}'
+                                     ELSE c.field_versions || EXCLUDED.field_versions END
+    $q$, TG_TABLE_SCHEMA, TG_ARGV[0], diff);
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION sync_track_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-    SELECT TG_ARGV[0], o.id, o.version + 1, true, pg_current_xact_id(), pg_current_xact_id()
-    FROM old_rows o
-    ON CONFLICT (model, record_id) DO UPDATE
-       SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now();
+    EXECUTE format($q$
+        INSERT INTO %I.sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
+        SELECT %L, o.id, o.version + 1, true, pg_current_xact_id(), pg_current_xact_id()
+        FROM old_rows o
+        ON CONFLICT (model, record_id) DO UPDATE
+           SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now()
+    $q$, TG_TABLE_SCHEMA, TG_ARGV[0]);
     RETURN NULL;
 END $$;
 "#,

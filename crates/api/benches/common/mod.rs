@@ -122,3 +122,66 @@ where
         p99: quantile(&all, 0.99),
     }
 }
+
+/// A release `strata-server` (the `SERVER_BIN` binary) running as its own
+/// process over the given test database, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl Server {
+    /// Starts the server with a pool of `pool_size` and waits until it is ready.
+    pub async fn start(bin: &str, db: &tenancy::testing::TestDb, pool_size: u32) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(bin)
+            .env("STRATA__DATABASE__URL", &db.url)
+            .env("STRATA__DATABASE__POOL_SIZE", pool_size.to_string())
+            .env("STRATA__REDIS__URL", &db.redis.url)
+            .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
+            .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("STRATA__LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start server");
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("{address}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, address }
+    }
+
+    /// VmRSS and VmHWM (peak) in MiB.
+    pub fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(f64::NAN, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,15 +1,13 @@
 //! The platform operator of a request on the bare base domain.
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use uuid::Uuid;
 
-use crate::auth::sessions;
-use crate::auth::user::bearer;
+use crate::auth::user::verified_claims;
 use crate::error::ApiError;
 use crate::middleware::tenant::PlatformHost;
-use crate::startup::AppState;
 
 /// The role claim of operator tokens. Their tenant claim is the nil UUID,
 /// which no tenant has, so they are refused on every tenant host.
@@ -29,19 +27,9 @@ impl FromRequest for Operator {
         let req = req.clone();
         Box::pin(async move {
             PlatformHost::extract(&req).await?;
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            let token = bearer(&req).ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-            let claims = state
-                .tokens
-                .verify(token)
-                .ok_or(ApiError::Unauthorized("the token is invalid or expired"))?;
+            let claims = verified_claims(&req).await?;
             if !claims.tid.is_nil() || claims.roles != [OPERATOR_ROLE] {
                 return Err(ApiError::Unauthorized("an operator token is required"));
-            }
-            if sessions::is_revoked(&state.kv, claims.fam).await? {
-                return Err(ApiError::Unauthorized("the session was revoked"));
             }
             Ok(Self { id: claims.sub })
         })

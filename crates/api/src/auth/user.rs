@@ -6,7 +6,7 @@ use domain::roles::{Action, Area, allows};
 use futures::future::LocalBoxFuture;
 use uuid::Uuid;
 
-use crate::auth::sessions;
+use crate::auth::{Claims, sessions};
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::startup::AppState;
@@ -42,6 +42,23 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The claims of the request's bearer token, checked: signature, expiry,
+/// issuer, algorithm, and that its session was not revoked.
+pub async fn verified_claims(req: &HttpRequest) -> Result<Claims, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    let token = bearer(req).ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+    let claims = state
+        .tokens
+        .verify(token)
+        .ok_or(ApiError::Unauthorized("the token is invalid or expired"))?;
+    if sessions::is_revoked(&state.kv, claims.fam).await? {
+        return Err(ApiError::Unauthorized("the session was revoked"));
+    }
+    Ok(claims)
+}
+
 impl FromRequest for AuthUser {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -50,21 +67,11 @@ impl FromRequest for AuthUser {
         let req = req.clone();
         Box::pin(async move {
             let tenant = CurrentTenant::extract(&req).await?;
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            let token = bearer(&req).ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-            let claims = state
-                .tokens
-                .verify(token)
-                .ok_or(ApiError::Unauthorized("the token is invalid or expired"))?;
+            let claims = verified_claims(&req).await?;
             if claims.tid != tenant.0.id() {
                 return Err(ApiError::Unauthorized(
                     "the token was not issued for this tenant",
                 ));
-            }
-            if sessions::is_revoked(&state.kv, claims.fam).await? {
-                return Err(ApiError::Unauthorized("the session was revoked"));
             }
             Ok(Self {
                 id: claims.sub,
