@@ -73,20 +73,19 @@ BEGIN
 END $$;
 
 -- Statement-level recorders: one set-based write to sync_changes per
--- statement, however many rows it touched. The log is named with the
--- table's own schema, so writers with any search_path are recorded in the
--- right tenant.
-CREATE FUNCTION sync_track_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- statement, however many rows it touched. Each function keeps the tenant
+-- schema as its search_path (or names it), so writers with any search_path
+-- are recorded in the right tenant.
+CREATE FUNCTION sync_track_insert() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
-    EXECUTE format($q$
-        INSERT INTO %I.sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id()
-        FROM new_rows n
-        ON CONFLICT (model, record_id) DO UPDATE
-           SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
-               created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
-               field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions END
-    $q$, TG_TABLE_SCHEMA, TG_ARGV[0]);
+    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
+    SELECT TG_ARGV[0], n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id()
+    FROM new_rows n
+    ON CONFLICT (model, record_id) DO UPDATE
+       SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
+           created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
+           field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions END;
     RETURN NULL;
 END $$;
 
@@ -118,15 +117,14 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION sync_track_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION sync_track_delete() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
-    EXECUTE format($q$
-        INSERT INTO %I.sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-        SELECT %L, o.id, o.version + 1, true, pg_current_xact_id(), pg_current_xact_id()
-        FROM old_rows o
-        ON CONFLICT (model, record_id) DO UPDATE
-           SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now()
-    $q$, TG_TABLE_SCHEMA, TG_ARGV[0]);
+    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
+    SELECT TG_ARGV[0], o.id, o.version + 1, true, pg_current_xact_id(), pg_current_xact_id()
+    FROM old_rows o
+    ON CONFLICT (model, record_id) DO UPDATE
+       SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now();
     RETURN NULL;
 END $$;
 "#,

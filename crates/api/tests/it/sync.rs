@@ -236,6 +236,21 @@ async fn push_pull_round_trip_and_exactly_once() {
     assert_eq!(page["changes"]["clients"]["created"], json!([]));
     assert_eq!(page["changes"]["clients"]["deleted"], json!([]));
 
+    // An operator's SQL, on a session with the default search_path, is
+    // tracked too: version bumped, change pulled.
+    db.db
+        .execute_unprepared(&format!(
+            "UPDATE t_acme.clients SET city = 'Set by an operator' WHERE id = '{c1}'"
+        ))
+        .await
+        .expect("operator update");
+    let key = c1.to_string();
+    a.converge(Some(next), &["clients"], &mut state, |s| {
+        s.get(&key)
+            .is_some_and(|c| c["city"] == "Set by an operator" && c["version"] == 3)
+    })
+    .await;
+
     // The log and the caller's state record it.
     let res = app
         .on("acme", Method::GET, "/api/v1/sync/log")
