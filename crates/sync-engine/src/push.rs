@@ -7,7 +7,7 @@
 //! kind are written with one statement each; a run that fails is retried
 //! record by record (each in a savepoint) to report the failing ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
@@ -310,6 +310,8 @@ struct Run<'a> {
     md: &'static Model,
     op: Op,
     items: Vec<(&'a Mutation, Map<String, serde_json::Value>)>,
+    /// The records the run touches.
+    ids: HashSet<Uuid>,
 }
 
 /// Applies `mutations` from `client_id` for `caller`. Mutations at or below
@@ -370,9 +372,7 @@ pub async fn push(
             continue;
         }
         let fresh = match runs.last() {
-            Some(r) => {
-                r.md.name != md.name || r.op != m.op || r.items.iter().any(|(x, _)| x.id == m.id)
-            }
+            Some(r) => r.md.name != md.name || r.op != m.op || r.ids.contains(&m.id),
             None => true,
         };
         if fresh {
@@ -380,9 +380,11 @@ pub async fn push(
                 md,
                 op: m.op,
                 items: Vec::new(),
+                ids: HashSet::new(),
             });
         }
         if let Some(run) = runs.last_mut() {
+            run.ids.insert(m.id);
             run.items.push((m, fields));
         }
     }
@@ -470,6 +472,7 @@ async fn apply_run(
     match bulk {
         Ok(ids) => {
             sp.commit().await?;
+            let ids: HashSet<Uuid> = ids.into_iter().collect();
             let mut out = Vec::with_capacity(run.items.len());
             for (m, fields) in &run.items {
                 if ids.contains(&m.id) {

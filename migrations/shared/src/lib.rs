@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_tenants;
 mod m20261122_000002_create_platform_operators;
+mod m20261122_000003_create_sync_functions;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_tenants::Migration),
             Box::new(m20261122_000002_create_platform_operators::Migration),
+            Box::new(m20261122_000003_create_sync_functions::Migration),
         ]
     }
 }

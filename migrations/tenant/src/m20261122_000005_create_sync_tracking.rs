@@ -53,95 +53,23 @@ CREATE TABLE sync_state (
 );
 INSERT INTO sync_state DEFAULT VALUES;
 
--- Bumps the version of a row whose writer did not (an operator's SQL, say)
--- when a synced field changed. Columns named in the trigger's arguments
--- (bookkeeping such as users.last_login_at) do not count as a change.
--- Writers that bump the version themselves (the API, pushes) take the
--- first, cheap exit.
-CREATE FUNCTION sync_bump_version() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.version <> OLD.version THEN
-        RETURN NEW;
-    END IF;
-    IF to_jsonb(NEW) - 'version' - 'updated_at' - TG_ARGV
-       = to_jsonb(OLD) - 'version' - 'updated_at' - TG_ARGV THEN
-        RETURN NEW;
-    END IF;
-    NEW.version := OLD.version + 1;
-    NEW.updated_at := now();
-    RETURN NEW;
-END $$;
-
--- Statement-level recorders: one set-based write to sync_changes per
--- statement, however many rows it touched. Each function keeps the tenant
--- schema as its search_path (or names it), so writers with any search_path
--- are recorded in the right tenant.
-CREATE FUNCTION sync_track_insert() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-BEGIN
-    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-    SELECT TG_ARGV[0], n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id()
-    FROM new_rows n
-    ON CONFLICT (model, record_id) DO UPDATE
-       SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
-           created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
-           field_versions = CASE WHEN c.deleted THEN '{}' ELSE c.field_versions END;
-    RETURN NULL;
-END $$;
-
--- Records which fields each updated row changed, at which version: a
--- column-by-column comparison built once per statement from the catalog.
-CREATE FUNCTION sync_track_update() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    diff text;
-BEGIN
-    SELECT string_agg(format('%L, CASE WHEN n.%I IS DISTINCT FROM o.%I THEN n.version END',
-                             attname, attname, attname), ', ')
-      INTO diff
-      FROM pg_attribute
-     WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
-       AND attname NOT IN ('id', 'version', 'created_at', 'updated_at');
-    EXECUTE format($q$
-        INSERT INTO %I.sync_changes AS c
-               (model, record_id, version, deleted, created_txid, txid, field_versions)
-        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(),
-               jsonb_strip_nulls(jsonb_build_object(%s))
-        FROM new_rows n JOIN old_rows o ON o.id = n.id
-        WHERE n.version IS DISTINCT FROM o.version
-        ON CONFLICT (model, record_id) DO UPDATE
-           SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
-               created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
-               field_versions = CASE WHEN c.deleted THEN '{}'
-                                     ELSE c.field_versions || EXCLUDED.field_versions END
-    $q$, TG_TABLE_SCHEMA, TG_ARGV[0], diff);
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION sync_track_delete() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-BEGIN
-    INSERT INTO sync_changes AS c (model, record_id, version, deleted, created_txid, txid)
-    SELECT TG_ARGV[0], o.id, o.version + 1, true, pg_current_xact_id(), pg_current_xact_id()
-    FROM old_rows o
-    ON CONFLICT (model, record_id) DO UPDATE
-       SET version = EXCLUDED.version, deleted = true, txid = EXCLUDED.txid, changed_at = now();
-    RETURN NULL;
-END $$;
+-- The trigger functions live in the public schema (shared migration
+-- create_sync_functions): one compiled copy serves every tenant.
 "#,
         );
         for (table, model, unsynced) in SYNCED {
             sql.push_str(&format!(
                 "CREATE TRIGGER {table}_sync_version BEFORE UPDATE ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION sync_bump_version({unsynced});\n\
+                 FOR EACH ROW EXECUTE FUNCTION public.sync_bump_version({unsynced});\n\
                  CREATE TRIGGER {table}_sync_insert AFTER INSERT ON {table} \
                  REFERENCING NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_insert('{model}');\n\
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.sync_track_insert('{model}');\n\
                  CREATE TRIGGER {table}_sync_update AFTER UPDATE ON {table} \
                  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_update('{model}');\n\
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.sync_track_update('{model}');\n\
                  CREATE TRIGGER {table}_sync_delete AFTER DELETE ON {table} \
                  REFERENCING OLD TABLE AS old_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_delete('{model}');\n\
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.sync_track_delete('{model}');\n\
                  INSERT INTO sync_changes (model, record_id, version, created_txid, txid) \
                  SELECT '{model}', id, version, pg_current_xact_id(), pg_current_xact_id() FROM {table};\n"
             ));
@@ -244,8 +172,7 @@ CREATE INDEX sync_log_user_idx ON sync_log (user_id, created_at DESC);
         }
         sql.push_str(
             "DROP TABLE sync_log, sync_checkpoints, sync_user_state, sync_clients, sync_filters, sync_permissions, \
-             sync_state, sync_changes; DROP FUNCTION sync_track_insert(); DROP FUNCTION sync_track_update(); \
-             DROP FUNCTION sync_track_delete(); DROP FUNCTION sync_bump_version();",
+             sync_state, sync_changes;",
         );
         manager.get_connection().execute_unprepared(&sql).await?;
         Ok(())
