@@ -227,6 +227,21 @@ pub trait HasKey {
     fn version(&self) -> i64;
 }
 
+/// Every row `sql` returns, read in one tenant transaction.
+pub async fn read_all<T: FromQueryResult>(
+    state: &crate::startup::AppState,
+    tenant: &tenancy::Tenant,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<T>, ApiError> {
+    let tx = TenantTx::begin(&state.db, tenant).await?;
+    let rows = T::find_by_statement(stmt(sql, values))
+        .all(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// One record by id.
 pub async fn get<T: FromQueryResult>(
     tx: &TenantTx,

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
+use crate::routes::crud;
 use crate::startup::AppState;
 
 crate::routes::routes! {
@@ -352,15 +353,14 @@ pub async fn permissions(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = PermissionRow::find_by_statement(stmt(
+    let rows: Vec<PermissionRow> = crud::read_all(
+        &state,
+        &tenant.0,
         "SELECT r.name AS role, p.model, p.can_pull, p.can_push FROM sync_permissions p \
          JOIN roles r ON r.id = p.role_id ORDER BY r.name, p.model",
-        [],
-    ))
-    .all(tx.conn())
+        vec![],
+    )
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -441,15 +441,14 @@ pub async fn filters(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = FilterRow::find_by_statement(stmt(
+    let rows: Vec<FilterRow> = crud::read_all(
+        &state,
+        &tenant.0,
         "SELECT f.id, r.name AS role, f.model, f.field, f.operator, f.value FROM sync_filters f \
          JOIN roles r ON r.id = f.role_id ORDER BY r.name, f.model, f.created_at",
-        [],
-    ))
-    .all(tx.conn())
+        vec![],
+    )
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -580,16 +579,15 @@ pub async fn log(
     if !(1..=500).contains(&limit) {
         return Err(field_error("limit", "must be 1 to 500"));
     }
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = LogRow::find_by_statement(stmt(
+    let rows: Vec<LogRow> = crud::read_all(
+        &state,
+        &tenant.0,
         "SELECT id, user_id, client_id, kind, models, counts, status, duration_ms, error, created_at \
          FROM sync_log WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR kind = $2) \
          ORDER BY created_at DESC LIMIT $3",
-        [query.user_id.into(), query.kind.clone().into(), limit.into()],
-    ))
-    .all(tx.conn())
+        vec![query.user_id.into(), query.kind.clone().into(), limit.into()],
+    )
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -610,14 +608,13 @@ pub async fn state_of_caller(
     tenant: CurrentTenant,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = StateRow::find_by_statement(stmt(
+    let rows: Vec<StateRow> = crud::read_all(
+        &state,
+        &tenant.0,
         "SELECT model, last_pull_at, last_push_at, pulled, pushed FROM sync_user_state \
          WHERE user_id = $1 ORDER BY model",
-        [user.id.into()],
-    ))
-    .all(tx.conn())
+        vec![user.id.into()],
+    )
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!(rows)))
 }

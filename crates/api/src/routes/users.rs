@@ -441,13 +441,12 @@ pub async fn roles(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Read)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let roles = RoleOut::find_by_statement(stmt(
+    let roles: Vec<RoleOut> = crud::read_all(
+        &state,
+        &tenant.0,
         "SELECT id, name, description, is_system FROM roles ORDER BY name",
-        [],
-    ))
-    .all(tx.conn())
+        vec![],
+    )
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(roles))
 }
