@@ -53,6 +53,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 422 naming one invalid field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = domain::FieldErrors::new();
+        errors.add(field, message);
+        Self::Validation(errors)
+    }
+
     fn title(&self) -> &'static str {
         match self {
             Self::BadHost => "Bad host",

@@ -153,13 +153,12 @@ async fn last_mutation(
 #[derive(FromQueryResult)]
 struct Current {
     data: String,
-    version: i64,
     in_scope: bool,
     field_versions: Option<serde_json::Value>,
 }
 
-/// The record as the API shows it, its version, whether it is in the
-/// caller's scope, and when each field last changed.
+/// The record as the API shows it, whether it is in the caller's scope,
+/// and when each field last changed.
 async fn current(
     conn: &impl ConnectionTrait,
     md: &Model,
@@ -171,7 +170,7 @@ async fn current(
     let visible = scope.sql(md, caller, &mut values);
     values.push(id.into());
     let sql = format!(
-        "SELECT {json}::text AS data, t.version, coalesce({visible}, false) AS in_scope, \
+        "SELECT {json}::text AS data, coalesce({visible}, false) AS in_scope, \
          c.field_versions \
          FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
          WHERE t.id = ${n} FOR UPDATE OF t",
@@ -574,7 +573,6 @@ async fn settle(
         ..outcome(m, "conflict")
     };
     let strategy = md.strategy;
-    let _ = cur.version;
     match (strategy, op) {
         (Strategy::Reject, _) => Ok(conflict("rejected")),
         (Strategy::ServerWins, _) => Ok(conflict("server_wins")),

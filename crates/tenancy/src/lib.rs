@@ -20,7 +20,7 @@ pub mod slug;
 pub use error::Error;
 pub use events::TenantEvents;
 pub use provision::{FirstAdmin, NewTenant};
-pub use registry::{Registry, Tenant, TenantDomain, TenantStatus};
+pub use registry::{Registry, Tenant, TenantDomain, TenantStatus, stmt};
 pub use resolver::{Resolution, ResolveError, Resolver};
 pub use scope::TenantTx;
 pub use slug::{SchemaName, Slug, SlugError};

@@ -152,7 +152,8 @@ impl TryFrom<TenantRow> for Tenant {
 pub(crate) const TENANT_COLUMNS: &str =
     "t.id, t.slug, t.schema_name, t.display_name, t.status, t.created_at, t.updated_at";
 
-pub(crate) fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+/// A PostgreSQL statement with positional parameters.
+pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 

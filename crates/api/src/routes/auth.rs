@@ -2,9 +2,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::password;
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
-use tenancy::TenantTx;
+use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -50,10 +50,6 @@ struct Credentials {
     id: Uuid,
     password_hash: Option<String>,
     is_active: bool,
-}
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// Issues an access token and the next refresh token of session `family`.

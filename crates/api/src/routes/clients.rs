@@ -137,11 +137,7 @@ impl Resource for Clients {
     fn filters(q: &ClientQuery) -> Result<Vec<Filter>, ApiError> {
         let mut f = Vec::new();
         if let Some(v) = &q.status {
-            let v = status(v).map_err(|e| {
-                let mut errs = domain::FieldErrors::new();
-                errs.add("status", e.to_string());
-                ApiError::Validation(errs)
-            })?;
+            let v = status(v).map_err(|e| ApiError::field("status", e.to_string()))?;
             f.push(Filter::eq("status", v));
         }
         if let Some(v) = q.branch_id {

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use sync_engine::models::model;
 use sync_engine::push::{Mutation, Op};
-use tenancy::TenantTx;
+use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -32,10 +32,6 @@ crate::routes::routes! {
     post "/auth/token/" => token;
     post "/push/" => push;
     post "/pull/" => pull;
-}
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -250,12 +246,10 @@ async fn cursor_for(
     };
     let at: DateTime<Utc> = DateTime::parse_from_rfc3339(since)
         .map_err(|_| {
-            let mut e = domain::FieldErrors::new();
-            e.add(
+            ApiError::field(
                 &format!("models.{model}"),
                 "must be an ISO 8601 timestamp or null",
-            );
-            ApiError::Validation(e)
+            )
         })?
         .with_timezone(&Utc);
     let found = Checkpoint::find_by_statement(stmt(
@@ -287,11 +281,8 @@ pub async fn pull(
     let mut metadata = Map::new();
     let mut counts = BTreeMap::new();
     for (name, since) in &b.models {
-        let md = model(name).ok_or_else(|| {
-            let mut e = domain::FieldErrors::new();
-            e.add("models", format!("unknown model `{name}`"));
-            ApiError::Validation(e)
-        })?;
+        let md = model(name)
+            .ok_or_else(|| ApiError::field("models", format!("unknown model `{name}`")))?;
         let cursor = cursor_for(&tx, user.id, md.name, since.as_deref()).await?;
         let pulled = run_pull(
             &state,

@@ -6,9 +6,9 @@ use actix_web::HttpRequest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::FieldErrors;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use serde::{Deserialize, Serialize};
-use tenancy::TenantTx;
+use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -24,10 +24,6 @@ pub struct Table {
     pub columns: &'static str,
     /// Orderings accepted by `order=`, with the SQL type of each column.
     pub sorts: &'static [(&'static str, &'static str)],
-}
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// A page of records and the cursor of the next page, if any.
@@ -275,7 +271,7 @@ pub async fn insert<T: FromQueryResult>(
         params.join(", "),
         table.columns
     );
-    let values = fields.into_iter().map(|(_, v)| v).collect();
+    let values: Vec<_> = fields.into_iter().map(|(_, v)| v).collect();
     T::find_by_statement(stmt(&sql, values))
         .one(tx.conn())
         .await

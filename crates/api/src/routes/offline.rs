@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use sync_engine::models::model;
 use sync_engine::push::{Mutation, Op, Pushed};
-use tenancy::TenantTx;
+use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -33,16 +33,6 @@ crate::routes::routes! {
 
 /// Most records one WatermelonDB pull returns (it has no paging).
 const WATERMELON_MAX: usize = 200_000;
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    let mut e = domain::FieldErrors::new();
-    e.add(field, message);
-    ApiError::Validation(e)
-}
 
 /// Mutations made from client records: server-kept keys are dropped.
 fn fields_of(record: &Map<String, serde_json::Value>) -> Map<String, serde_json::Value> {
@@ -69,7 +59,7 @@ fn fields_of(record: &Map<String, serde_json::Value>) -> Map<String, serde_json:
 fn uuid_of(v: Option<&serde_json::Value>) -> Result<Uuid, ApiError> {
     v.and_then(|v| v.as_str())
         .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| invalid("id", "must be a UUID string"))
+        .ok_or_else(|| ApiError::field("id", "must be a UUID string"))
 }
 
 async fn apply(tx: &TenantTx, user: &AuthUser, mutations: &[Mutation]) -> Result<Pushed, ApiError> {
@@ -120,7 +110,7 @@ pub async fn watermelon_pull(
         None => None,
         Some(micros) => {
             let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
-                invalid("last_pulled_at", "is not a timestamp this server issued")
+                ApiError::field("last_pulled_at", "is not a timestamp this server issued")
             })?;
             let found = Checkpoint::find_by_statement(stmt(
                 "SELECT cursor FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
@@ -237,8 +227,8 @@ pub async fn watermelon_push(
     let started = Instant::now();
     let mut mutations = Vec::new();
     for (table, c) in &body.changes {
-        let md =
-            model(table).ok_or_else(|| invalid("changes", format!("unknown table `{table}`")))?;
+        let md = model(table)
+            .ok_or_else(|| ApiError::field("changes", format!("unknown table `{table}`")))?;
         let mut next = |op, id, base_version, fields| {
             mutations.push(Mutation {
                 mutation_id: mutations.len() as i64 + 1,
@@ -262,8 +252,8 @@ pub async fn watermelon_push(
             );
         }
         for id in &c.deleted {
-            let id =
-                Uuid::parse_str(id).map_err(|_| invalid("deleted", "must hold UUID strings"))?;
+            let id = Uuid::parse_str(id)
+                .map_err(|_| ApiError::field("deleted", "must hold UUID strings"))?;
             next(Op::Delete, id, None, Map::new());
         }
     }
@@ -319,7 +309,8 @@ pub async fn rxdb_pull(
     body: web::Json<RxdbPull>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let md = model(&name).ok_or_else(|| invalid("model", format!("unknown model `{name}`")))?;
+    let md =
+        model(&name).ok_or_else(|| ApiError::field("model", format!("unknown model `{name}`")))?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let pulled = run_pull(
         &state,
@@ -385,7 +376,8 @@ pub async fn rxdb_push(
     body: web::Json<Vec<RxdbRow>>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let md = model(&name).ok_or_else(|| invalid("model", format!("unknown model `{name}`")))?;
+    let md =
+        model(&name).ok_or_else(|| ApiError::field("model", format!("unknown model `{name}`")))?;
     let mut mutations = Vec::with_capacity(body.len());
     for row in body.iter() {
         let doc = &row.new_document_state;
@@ -418,7 +410,10 @@ pub async fn rxdb_push(
     let pushed = apply(&tx, &user, &mutations).await?;
     if let Some(bad) = pushed.results.iter().find(|o| o.status == "failed") {
         tx.rollback().await?;
-        return Err(invalid(&format!("{}", bad.id), bad.errors.join("; ")));
+        return Err(ApiError::field(
+            &format!("{}", bad.id),
+            bad.errors.join("; "),
+        ));
     }
     let conflicts: Vec<serde_json::Value> = pushed
         .results

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 use domain::roles::{Action, Area};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sync_engine::models::model;
@@ -14,7 +14,7 @@ use sync_engine::permissions::Operator;
 use sync_engine::pull::Pulled;
 use sync_engine::push::{Mutation, Pushed};
 use sync_engine::{Permissions, SyncError};
-use tenancy::TenantTx;
+use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -42,8 +42,8 @@ pub const MAX_PAGE: usize = 10_000;
 impl From<SyncError> for ApiError {
     fn from(err: SyncError) -> Self {
         match err {
-            SyncError::UnknownModel(m) => field_error("models", format!("unknown model `{m}`")),
-            SyncError::BadCursor(why) => field_error("cursor", why),
+            SyncError::UnknownModel(m) => ApiError::field("models", format!("unknown model `{m}`")),
+            SyncError::BadCursor(why) => ApiError::field("cursor", why),
             SyncError::ResetRequired => ApiError::Gone("reset_required", err.to_string()),
             SyncError::Forbidden { .. } | SyncError::ForeignClient(_) => {
                 ApiError::ForbiddenText(err.to_string())
@@ -55,16 +55,6 @@ impl From<SyncError> for ApiError {
     }
 }
 
-fn field_error(field: &str, message: impl Into<String>) -> ApiError {
-    let mut errors = domain::FieldErrors::new();
-    errors.add(field, message);
-    ApiError::Validation(errors)
-}
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
 /// The models named in a request, every one checked.
 pub fn models(names: &[String]) -> Result<Vec<&'static sync_engine::Model>, ApiError> {
     if names.is_empty() {
@@ -72,7 +62,7 @@ pub fn models(names: &[String]) -> Result<Vec<&'static sync_engine::Model>, ApiE
     }
     names
         .iter()
-        .map(|n| model(n).ok_or_else(|| field_error("models", format!("unknown model `{n}`"))))
+        .map(|n| model(n).ok_or_else(|| ApiError::field("models", format!("unknown model `{n}`"))))
         .collect()
 }
 
@@ -181,7 +171,7 @@ pub async fn run_pull(
     limit: usize,
 ) -> Result<Pulled, ApiError> {
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(field_error("limit", format!("must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::field("limit", format!("must be 1 to {MAX_PAGE}")));
     }
     let cursor = cursor
         .map(|c| state.cursors.decode(c, tenant))
@@ -275,7 +265,7 @@ pub async fn run_push(
     mutations: &[Mutation],
 ) -> Result<Pushed, ApiError> {
     if client_id.is_empty() || client_id.len() > 200 {
-        return Err(field_error("client_id", "must be 1 to 200 characters"));
+        return Err(ApiError::field("client_id", "must be 1 to 200 characters"));
     }
     let perms = Permissions::load(tx.conn(), &user.roles).await?;
     Ok(sync_engine::push::push(tx.conn(), user.id, &perms, Some(client_id), mutations).await?)
@@ -505,7 +495,7 @@ pub async fn add_filter(
         .await?;
     if res.rows_affected() == 0 {
         tx.rollback().await?;
-        return Err(field_error(
+        return Err(ApiError::field(
             "role",
             format!("`{}` is not a role of this tenant", f.role),
         ));
@@ -577,7 +567,7 @@ pub async fn log(
     user.require(Area::Users, Action::Write)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(field_error("limit", "must be 1 to 500"));
+        return Err(ApiError::field("limit", "must be 1 to 500"));
     }
     let rows: Vec<LogRow> = crud::read_all(
         &state,

@@ -7,9 +7,9 @@ use domain::FieldErrors;
 use domain::password::Password;
 use domain::roles::{ADMINISTRATORS, Action, Area, USERS};
 use domain::validation::{email, opt_text, text};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
-use tenancy::TenantTx;
+use tenancy::{TenantTx, stmt};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -66,10 +66,6 @@ impl HasKey for UserOut {
     fn version(&self) -> i64 {
         self.version
     }
-}
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// The names of `user`'s roles.
