@@ -44,6 +44,9 @@ pub enum ApiError {
     StaleVersion { given: i64, current: i64 },
     #[error("invalid fields: {0}")]
     Validation(domain::FieldErrors),
+    /// Fields a body may not carry, or values of the wrong JSON type.
+    #[error("malformed fields: {0}")]
+    Malformed(domain::FieldErrors),
     #[error("too many attempts; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("a dependency is unavailable: {0}")]
@@ -58,6 +61,13 @@ impl ApiError {
         let mut errors = domain::FieldErrors::new();
         errors.add(field, message);
         Self::Validation(errors)
+    }
+
+    /// A 400 naming one malformed field.
+    pub fn malformed(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = domain::FieldErrors::new();
+        errors.add(field, message);
+        Self::Malformed(errors)
     }
 
     fn title(&self) -> &'static str {
@@ -76,6 +86,7 @@ impl ApiError {
             Self::Conflict(_) => "Conflict",
             Self::StaleVersion { .. } => "Precondition failed",
             Self::Validation(_) => "Invalid fields",
+            Self::Malformed(_) => "Malformed fields",
             Self::TooManyRequests { .. } => "Too many requests",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal server error",
@@ -97,6 +108,40 @@ impl From<tenancy::Error> for ApiError {
 impl From<domain::FieldErrors> for ApiError {
     fn from(errors: domain::FieldErrors) -> Self {
         Self::Validation(errors)
+    }
+}
+
+impl From<domain::access::Denied> for ApiError {
+    fn from(err: domain::access::Denied) -> Self {
+        Self::ForbiddenText(err.to_string())
+    }
+}
+
+impl From<domain::store::StoreError> for ApiError {
+    fn from(err: domain::store::StoreError) -> Self {
+        use domain::store::StoreError;
+        match err {
+            StoreError::NotFound(noun) => Self::NotFound(noun),
+            StoreError::Stale { given, current } => Self::StaleVersion { given, current },
+            StoreError::Invalid(errors) => Self::Validation(errors),
+            StoreError::Conflict(why) => Self::Conflict(why),
+            StoreError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<domain::service::ServiceError> for ApiError {
+    fn from(err: domain::service::ServiceError) -> Self {
+        use domain::service::ServiceError;
+        match err {
+            ServiceError::Denied(d) => d.into(),
+            ServiceError::Refused(r) if r.malformed => Self::Malformed(r.errors),
+            ServiceError::Refused(r) => Self::Validation(r.errors),
+            ServiceError::UnknownParameter(p) => {
+                Self::BadBody(format!("unknown query parameter `{p}`"))
+            }
+            ServiceError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -140,7 +185,7 @@ struct Problem<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadHost | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::BadHost | Self::BadBody(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::ForbiddenText(_) => StatusCode::FORBIDDEN,
             Self::Gone(..) => StatusCode::GONE,
@@ -176,6 +221,7 @@ impl ResponseError for ApiError {
             Self::NoTenant => Some("tenant_not_found"),
             Self::StaleVersion { .. } => Some("stale_version"),
             Self::Validation(_) => Some("invalid_fields"),
+            Self::Malformed(_) => Some("malformed_fields"),
             Self::Gone(code, _) => Some(*code),
             _ => None,
         };
@@ -197,7 +243,7 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let errors = match self {
-            Self::Validation(e) => Some(e.errors.as_slice()),
+            Self::Validation(e) | Self::Malformed(e) => Some(e.errors.as_slice()),
             _ => None,
         };
         res.json(Problem {

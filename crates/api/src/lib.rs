@@ -8,5 +8,7 @@ pub mod kv;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod schema;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

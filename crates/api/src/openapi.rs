@@ -6,10 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{
-    auth, branches, clients, compat, contacts, health, notes, offline, platform, sync, tasks,
-    tenant, users,
-};
+use crate::routes::records::{branches, clients, contacts, notes, tasks};
+use crate::routes::{auth, compat, health, offline, platform, sync, tenant, users};
 
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
 
@@ -27,16 +25,16 @@ pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
         auth::token, auth::refresh, auth::logout, auth::me,
         users::list, users::create, users::show, users::update, users::remove,
         users::set_roles, users::roles,
-        branches::http::list, branches::http::create, branches::http::show,
-        branches::http::update, branches::http::remove,
-        clients::http::list, clients::http::create, clients::http::show,
-        clients::http::update, clients::http::remove,
-        contacts::http::list, contacts::http::create, contacts::http::show,
-        contacts::http::update, contacts::http::remove,
-        tasks::http::list, tasks::http::create, tasks::http::show,
-        tasks::http::update, tasks::http::remove,
-        notes::http::list, notes::http::create, notes::http::show,
-        notes::http::update, notes::http::remove,
+        branches::list, branches::create, branches::show,
+        branches::update, branches::remove,
+        clients::list, clients::create, clients::show,
+        clients::update, clients::remove,
+        contacts::list, contacts::create, contacts::show,
+        contacts::update, contacts::remove,
+        tasks::list, tasks::create, tasks::show,
+        tasks::update, tasks::remove,
+        notes::list, notes::create, notes::show,
+        notes::update, notes::remove,
         platform::signup, platform::operator_token, platform::tenants,
         sync::pull, sync::push, sync::permissions, sync::set_permissions,
         sync::filters, sync::add_filter, sync::remove_filter, sync::log, sync::state_of_caller,

@@ -8,28 +8,17 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
-use sea_orm::DatabaseConnection;
 use tenancy::{Registry, Resolver, TenantEvents};
 
 use crate::auth::TokenKeys;
-use crate::configuration::{AuthSettings, Settings};
+use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::kv::Kv;
 use crate::middleware::request_span::request_span;
+pub use crate::state::AppState;
 
 /// Largest JSON body accepted (a full push batch fits).
 pub const JSON_LIMIT: usize = 32 * 1024 * 1024;
-
-/// What every handler shares.
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub kv: Kv,
-    pub resolver: Arc<Resolver>,
-    pub tokens: TokenKeys,
-    pub auth: AuthSettings,
-    pub base_domain: String,
-    pub cursors: sync_engine::CursorKey,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -24,6 +24,8 @@ macro_rules! closed_set {
         impl $name {
             /// Every value, in display order.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+            /// Every value as text, in display order.
+            pub const TEXTS: &'static [&'static str] = &[$($text),+];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }

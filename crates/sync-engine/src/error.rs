@@ -9,8 +9,8 @@ pub enum SyncError {
     BadCursor(String),
     #[error("the cursor is older than the tombstone retention; start over without a cursor")]
     ResetRequired,
-    #[error("your roles may not {action} `{model}`")]
-    Forbidden { action: &'static str, model: String },
+    #[error(transparent)]
+    Forbidden(#[from] domain::access::Denied),
     #[error("{0}")]
     BadRequest(String),
     #[error("a batch holds at most {max} mutations, got {got}")]

@@ -1,7 +1,7 @@
 //! The sync engine: change tracking and PUSH/PULL of tenant data for
 //! offline-first and integration clients.
 //!
-//! Tables listed in [`models::MODELS`] are tracked by triggers (see the
+//! The CRM models of [`domain::record`] are tracked by triggers (see the
 //! tenant migration `create_sync_tracking`): every write bumps the row's
 //! version and records the writing transaction in `sync_changes`, deletes
 //! leave tombstones. [`pull`] delivers changes between a cursor and the
@@ -12,13 +12,11 @@
 pub mod cursor;
 pub mod error;
 pub mod models;
-pub mod permissions;
 pub mod pull;
 pub mod push;
 pub mod retention;
-pub mod validate;
 
 pub use cursor::{Cursor, CursorKey};
+pub use domain::access::Permissions;
 pub use error::SyncError;
-pub use models::{MODELS, Model, Strategy};
-pub use permissions::Permissions;
+pub use models::{Model, Strategy};

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::cursor::Cursor;
 use crate::error::SyncError;
 use crate::models::Model;
-use crate::permissions::Permissions;
+use domain::access::Permissions;
 
 /// One model's share of a pull.
 #[derive(Debug, Default, Serialize)]
@@ -107,9 +107,9 @@ pub async fn pull(
 ) -> Result<Pulled, SyncError> {
     let scopes = models
         .iter()
-        .map(|m| perms.pull(m))
+        .map(|m| perms.read(m))
         .collect::<Result<Vec<_>, _>>()?;
-    let names: Vec<String> = models.iter().map(|m| m.name.to_owned()).collect();
+    let names: Vec<String> = models.iter().map(|m| m.name().to_owned()).collect();
     let (lo, hi, mut after) = match cursor {
         Some(c) => {
             if c.lo > 0 && c.lo < purged_before(conn).await? {
@@ -134,7 +134,7 @@ pub async fn pull(
     let mut room = limit;
     let mut has_more = false;
     for (i, (model, scope)) in models.iter().zip(&scopes).enumerate() {
-        let entry = changes.entry(model.name).or_default();
+        let entry = changes.entry(model.name()).or_default();
         let start = match after {
             Some((m, _, _)) if m > i => continue,
             Some((m, txid, id)) if m == i => Some((txid, id)),
@@ -147,7 +147,7 @@ pub async fn pull(
         let mut values: Vec<Value> = vec![lo.to_string().into(), hi.to_string().into()];
         let visible = scope.sql(model, caller, &mut values);
         let mut conditions = vec![
-            format!("c.model = '{}'", model.name),
+            format!("c.model = '{}'", model.name()),
             "c.txid >= $1::text::xid8".to_owned(),
             "c.txid < $2::text::xid8".to_owned(),
         ];

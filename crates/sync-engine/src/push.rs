@@ -9,18 +9,17 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait, Value};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use serde_json::Map;
 use uuid::Uuid;
+
+use domain::access::{Permissions, Scope};
+use domain::check::{self, Mode, ServerFields};
+use domain::store::{self, Returning};
 
 use crate::error::SyncError;
 use crate::models::{Model, Strategy, model};
-use crate::permissions::{Permissions, Scope};
-use crate::validate;
 
 /// The largest batch accepted.
 pub const MAX_BATCH: usize = 10_000;
@@ -84,9 +83,7 @@ pub struct Pushed {
     pub complete: bool,
 }
 
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
+use domain::store::stmt;
 
 fn outcome(m: &Mutation, status: &'static str) -> Outcome {
     Outcome {
@@ -117,7 +114,7 @@ pub fn check_batch(perms: &Permissions, mutations: &[Mutation]) -> Result<(), Sy
     }
     for m in mutations {
         let md = model(&m.model).ok_or_else(|| SyncError::UnknownModel(m.model.clone()))?;
-        perms.push(md)?;
+        perms.write(md)?;
         if m.mutation_id <= 0 {
             return Err(SyncError::BadRequest(format!(
                 "mutation_id must be positive, got {}",
@@ -176,7 +173,7 @@ async fn current(
          WHERE t.id = ${n} FOR UPDATE OF t",
         json = md.json_sql(),
         table = md.table,
-        model = md.name,
+        model = md.name(),
         n = values.len()
     );
     Ok(Current::find_by_statement(stmt(&sql, values))
@@ -184,65 +181,25 @@ async fn current(
         .await?)
 }
 
-/// `SET` assignments taking each of `cols` from the input object `x.d`
-/// when present.
-fn assignments(md: &Model, cols: &[&str]) -> String {
-    cols.iter()
-        .filter_map(|c| md.field(c))
-        .map(|f| {
-            format!(
-                "{0} = CASE WHEN x.d ? '{0}' THEN (x.d->>'{0}')::{1} ELSE t.{0} END",
-                f.name,
-                f.ty.sql()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `rows` as one JSON text parameter (cast to jsonb in SQL), serialised
-/// once without copying the rows.
-fn as_json_text(rows: &[serde_json::Value]) -> Value {
-    serde_json::to_string(rows)
-        .unwrap_or_else(|_| "[]".into())
-        .into()
-}
-
 /// A record in a JSON array for a bulk statement.
 fn row_json(m: &Mutation, fields: &Map<String, serde_json::Value>) -> serde_json::Value {
-    json!({ "id": m.id, "bv": m.base_version, "d": fields })
+    store::row(m.id, m.base_version, fields)
 }
 
-/// Inserts `rows` (validated); the ids that were inserted.
+/// The ids of `written` rows.
+fn ids(written: Result<Vec<store::Written>, sea_orm::DbErr>) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    written.map(|w| w.into_iter().map(|w| w.id).collect())
+}
+
 async fn insert(
     conn: &impl ConnectionTrait,
     md: &Model,
     rows: &[serde_json::Value],
     cols: &[&str],
 ) -> Result<Vec<Uuid>, sea_orm::DbErr> {
-    let fields: Vec<_> = cols.iter().filter_map(|c| md.field(c)).collect();
-    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-    let exprs: Vec<String> = fields
-        .iter()
-        .map(|f| format!("(x.d->>'{}')::{}", f.name, f.ty.sql()))
-        .collect();
-    let sql = format!(
-        "INSERT INTO {table} (id{sep}{names}) \
-         SELECT (x.e->>'id')::uuid{sep}{exprs} \
-         FROM (SELECT e, e->'d' AS d FROM jsonb_array_elements($1::jsonb) e) x \
-         ON CONFLICT (id) DO NOTHING RETURNING id",
-        table = md.table,
-        sep = if names.is_empty() { "" } else { ", " },
-        names = names.join(", "),
-        exprs = exprs.join(", "),
-    );
-    let rows = conn
-        .query_all_raw(stmt(&sql, vec![as_json_text(rows)]))
-        .await?;
-    rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
+    ids(store::insert(conn, md, rows, cols, Returning::Ids).await)
 }
 
-/// Updates `rows` still at their base version and in scope; the ids updated.
 async fn update(
     conn: &impl ConnectionTrait,
     md: &Model,
@@ -252,57 +209,20 @@ async fn update(
     cols: &[&str],
     check_version: bool,
 ) -> Result<Vec<Uuid>, sea_orm::DbErr> {
-    let mut values: Vec<Value> = vec![as_json_text(rows)];
-    let visible = scope.sql(md, caller, &mut values);
-    let set = assignments(md, cols);
-    // The version is bumped here, sparing the trigger its comparison; an
-    // update with no fields still bumps it.
-    let set = if set.is_empty() {
-        "version = t.version + 1, updated_at = now()".to_owned()
-    } else {
-        format!("{set}, version = t.version + 1, updated_at = now()")
-    };
-    let version = if check_version {
-        "AND t.version = x.bv"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE {table} t SET {set} \
-         FROM (SELECT (e->>'id')::uuid AS id, (e->>'bv')::bigint AS bv, e->'d' AS d \
-               FROM jsonb_array_elements($1::jsonb) e) x \
-         WHERE t.id = x.id {version} AND {visible} RETURNING t.id",
-        table = md.table,
-    );
-    let rows = conn.query_all_raw(stmt(&sql, values)).await?;
-    rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
+    ids(store::update(
+        conn,
+        md,
+        scope,
+        caller,
+        rows,
+        cols,
+        check_version,
+        Returning::Ids,
+    )
+    .await)
 }
 
-/// Deletes `rows` still at their base version (if given) and in scope.
-async fn delete(
-    conn: &impl ConnectionTrait,
-    md: &Model,
-    scope: &Scope,
-    caller: Uuid,
-    rows: &[serde_json::Value],
-    check_version: bool,
-) -> Result<Vec<Uuid>, sea_orm::DbErr> {
-    let mut values: Vec<Value> = vec![as_json_text(rows)];
-    let visible = scope.sql(md, caller, &mut values);
-    let version = if check_version {
-        "AND (x.bv IS NULL OR t.version = x.bv)"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "DELETE FROM {table} t USING \
-         (SELECT (e->>'id')::uuid AS id, (e->>'bv')::bigint AS bv FROM jsonb_array_elements($1::jsonb) e) x \
-         WHERE t.id = x.id {version} AND {visible} RETURNING t.id",
-        table = md.table,
-    );
-    let rows = conn.query_all_raw(stmt(&sql, values)).await?;
-    rows.iter().map(|r| r.try_get_by_index::<Uuid>(0)).collect()
-}
+use domain::store::delete;
 
 /// A run of validated mutations of one model and kind.
 struct Run<'a> {
@@ -345,22 +265,29 @@ pub async fn push(
             results[i] = Some(failed(m, vec![format!("unknown model `{}`", m.model)]));
             continue;
         };
-        let scope = perms.push(md)?;
+        let scope = perms.write(md)?;
         let fields = match m.op {
             Op::Delete => Map::new(),
-            op => match validate::fields(md, &m.fields, op == Op::Create) {
-                Ok(f) => f,
-                Err(errors) => {
-                    results[i] = Some(failed(m, errors));
-                    continue;
+            op => {
+                let mode = if op == Op::Create {
+                    Mode::Create
+                } else {
+                    Mode::Update
+                };
+                match check::input(md, &m.fields, mode, ServerFields::Ignore, Some(caller)) {
+                    Ok(f) => f,
+                    Err(refusal) => {
+                        results[i] = Some(failed(
+                            m,
+                            store::StoreError::Invalid(refusal.errors).messages(),
+                        ));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if m.op == Op::Create && !scope.matches(&fields, caller) {
-            results[i] = Some(failed(
-                m,
-                vec!["the record would be outside the rows you may push".into()],
-            ));
+            results[i] = Some(failed(m, vec![store::OUTSIDE_SCOPE.into()]));
             continue;
         }
         if m.op == Op::Update && m.base_version.is_none() {
@@ -371,7 +298,7 @@ pub async fn push(
             continue;
         }
         let fresh = match runs.last() {
-            Some(r) => r.md.name != md.name || r.op != m.op || r.ids.contains(&m.id),
+            Some(r) => r.md.name() != md.name() || r.op != m.op || r.ids.contains(&m.id),
             None => true,
         };
         if fresh {
@@ -389,7 +316,7 @@ pub async fn push(
     }
 
     for run in &runs {
-        let scope = perms.push(run.md)?;
+        let scope = perms.write(run.md)?;
         let done = apply_run(conn, caller, scope, run).await?;
         for o in done {
             if let Some(&i) = index.get(&o.mutation_id) {
@@ -402,7 +329,7 @@ pub async fn push(
     let mut summary: BTreeMap<String, Counts> = BTreeMap::new();
     let mut complete = true;
     for o in &results {
-        let name = model(&o.model).map_or(o.model.clone(), |m| m.name.to_owned());
+        let name = model(&o.model).map_or(o.model.clone(), |m| m.name().to_owned());
         let c = summary.entry(name).or_default();
         match o.status {
             "created" => c.created += 1,
@@ -520,25 +447,12 @@ async fn apply_run(
                     }
                     Err(e) => {
                         sp.rollback().await?;
-                        out.push(failed(m, vec![constraint_message(&e)]));
+                        out.push(failed(m, store::refused(run.md, e).messages()));
                     }
                 }
             }
             Ok(out)
         }
-    }
-}
-
-fn constraint_message(err: &sea_orm::DbErr) -> String {
-    let text = err.to_string();
-    if text.contains("foreign key") {
-        "refers to a record that does not exist".into()
-    } else if text.contains("duplicate key") {
-        "a record with these values already exists".into()
-    } else if text.contains("check constraint") {
-        "a value is out of range for this record".into()
-    } else {
-        "the record could not be written".into()
     }
 }
 
@@ -561,10 +475,7 @@ async fn settle(
         });
     };
     if !cur.in_scope {
-        return Ok(failed(
-            m,
-            vec!["the record is outside the rows you may push".into()],
-        ));
+        return Ok(failed(m, vec![store::OUTSIDE_SCOPE.into()]));
     }
     let server: Option<serde_json::Value> = serde_json::from_str(&cur.data).ok();
     let conflict = |resolution| Outcome {
@@ -572,7 +483,7 @@ async fn settle(
         server: server.clone(),
         ..outcome(m, "conflict")
     };
-    let strategy = md.strategy;
+    let strategy = md.meta.strategy;
     match (strategy, op) {
         (Strategy::Reject, _) => Ok(conflict("rejected")),
         (Strategy::ServerWins, _) => Ok(conflict("server_wins")),

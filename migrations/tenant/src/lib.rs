@@ -13,6 +13,7 @@ mod m20261122_000002_create_users_and_roles;
 mod m20261122_000003_create_clients_and_contacts;
 mod m20261122_000004_create_tasks_and_notes;
 mod m20261122_000005_create_sync_tracking;
+mod m20261123_000006_keep_an_administrator;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_clients_and_contacts::Migration),
             Box::new(m20261122_000004_create_tasks_and_notes::Migration),
             Box::new(m20261122_000005_create_sync_tracking::Migration),
+            Box::new(m20261123_000006_keep_an_administrator::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::auth::{Claims, sessions};
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A caller with a valid access token for the tenant the request is
 /// addressed to.

@@ -14,7 +14,7 @@ use tenancy::{Resolution, Tenant};
 
 use crate::error::ApiError;
 use crate::middleware::request_span::RequestSpan;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The tenant a request is addressed to. Extracting it on the platform
 /// domain fails with 404.

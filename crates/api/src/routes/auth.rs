@@ -13,8 +13,8 @@ use crate::auth::sessions::{self, Presented};
 use crate::auth::throttle::Throttle;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
-use crate::routes::users::{UserOut, load_user, user_roles};
-use crate::startup::AppState;
+use crate::routes::users::User;
+use crate::state::AppState;
 
 crate::routes::routes! {
     post "/auth/token" => token;
@@ -60,7 +60,7 @@ async fn tokens_for(
     user: Uuid,
     family: Uuid,
 ) -> Result<TokenResponse, ApiError> {
-    let roles = user_roles(tx, user).await?;
+    let roles = domain::users::roles_of(tx.conn(), user).await?;
     let refresh_token = sessions::issue(tx, user, family, state.tokens.refresh_ttl_secs).await?;
     let access_token = state.tokens.issue(user, tenant, family, roles)?;
     Ok(TokenResponse {
@@ -204,7 +204,7 @@ pub async fn logout(
 
 /// GET /api/v1/auth/me: the caller.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
-    responses((status = 200, body = UserOut), (status = 401)),
+    responses((status = 200, body = User), (status = 401)),
     security(("bearer" = [])))]
 pub async fn me(
     state: web::Data<AppState>,
@@ -212,8 +212,8 @@ pub async fn me(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let found = load_user(&tx, user.id).await?;
+    let found = domain::users::find(tx.conn(), user.id).await?;
     tx.commit().await?;
     let found = found.ok_or(ApiError::Unauthorized("the account no longer exists"))?;
-    Ok(HttpResponse::Ok().json(found))
+    Ok(crate::routes::records::json(HttpResponse::Ok(), found))
 }

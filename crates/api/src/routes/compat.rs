@@ -26,7 +26,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::routes::sync::{LogEntry, run_pull};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 crate::routes::routes! {
     post "/auth/token/" => token;
@@ -54,7 +54,7 @@ pub async fn token(
     let (tokens, user) =
         crate::routes::auth::sign_in(&state, &tenant, &req, &b.username, b.password).await?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let roles = crate::routes::users::user_roles(&tx, user).await?;
+    let roles = domain::users::roles_of(tx.conn(), user).await?;
     tx.commit().await?;
     let t = &tenant.0;
     Ok(HttpResponse::Ok().json(json!({
@@ -162,7 +162,7 @@ pub async fn push(
         mutations.push(Mutation {
             mutation_id: mutations.len() as i64 + 1,
             op,
-            model: md.name.to_owned(),
+            model: md.name().to_owned(),
             id,
             base_version,
             fields: record,
@@ -283,7 +283,7 @@ pub async fn pull(
     for (name, since) in &b.models {
         let md = model(name)
             .ok_or_else(|| ApiError::field("models", format!("unknown model `{name}`")))?;
-        let cursor = cursor_for(&tx, user.id, md.name, since.as_deref()).await?;
+        let cursor = cursor_for(&tx, user.id, md.name(), since.as_deref()).await?;
         let pulled = run_pull(
             &state,
             &tx,
@@ -315,7 +315,7 @@ pub async fn pull(
                  VALUES ($1, $2, clock_timestamp(), $3, $4) RETURNING issued_at",
                 [
                     user.id.into(),
-                    md.name.into(),
+                    md.name().into(),
                     state.cursors.encode(&pulled.cursor).into(),
                     (!pulled.has_more).into(),
                 ],
@@ -328,10 +328,10 @@ pub async fn pull(
             .execute_raw(stmt(
                 "DELETE FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
                  AND issued_at < now() - interval '30 days'",
-                [user.id.into(), md.name.into()],
+                [user.id.into(), md.name().into()],
             ))
             .await?;
-        counts.insert(md.name.to_owned(), count as u64);
+        counts.insert(md.name().to_owned(), count as u64);
         metadata.insert(
             name.clone(),
             json!({

@@ -20,18 +20,13 @@ macro_rules! routes {
 pub(crate) use routes;
 
 pub mod auth;
-pub mod branches;
-pub mod clients;
 pub mod compat;
-pub mod contacts;
 pub mod crud;
 pub mod health;
-pub mod notes;
 pub mod offline;
 pub mod platform;
-pub mod resource;
+pub mod records;
 pub mod sync;
-pub mod tasks;
 pub mod tenant;
 pub mod users;
 
@@ -46,11 +41,11 @@ pub fn served() -> Vec<(&'static str, String)> {
         tenant::ROUTES,
         auth::ROUTES,
         users::ROUTES,
-        branches::http::ROUTES,
-        clients::http::ROUTES,
-        contacts::http::ROUTES,
-        tasks::http::ROUTES,
-        notes::http::ROUTES,
+        records::branches::ROUTES,
+        records::clients::ROUTES,
+        records::contacts::ROUTES,
+        records::tasks::ROUTES,
+        records::notes::ROUTES,
         platform::ROUTES,
         sync::ROUTES,
         offline::ROUTES,
@@ -75,11 +70,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .configure(tenant::config)
                 .configure(auth::config)
                 .configure(users::config)
-                .configure(branches::http::config)
-                .configure(clients::http::config)
-                .configure(contacts::http::config)
-                .configure(tasks::http::config)
-                .configure(notes::http::config)
+                .configure(records::branches::config)
+                .configure(records::clients::config)
+                .configure(records::contacts::config)
+                .configure(records::tasks::config)
+                .configure(records::notes::config)
                 .configure(platform::config)
                 .configure(sync::config)
                 .configure(offline::config),

@@ -22,7 +22,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::routes::sync::{LogEntry, MAX_PAGE, models, run_pull};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 crate::routes::routes! {
     post "/sync/watermelon/pull" => watermelon_pull;
@@ -103,7 +103,11 @@ pub async fn watermelon_pull(
     let models = models(&b.tables)?;
     let key = format!(
         "watermelon:{}",
-        models.iter().map(|m| m.name).collect::<Vec<_>>().join(",")
+        models
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let mut cursor = match b.last_pulled_at {
@@ -233,7 +237,7 @@ pub async fn watermelon_push(
             mutations.push(Mutation {
                 mutation_id: mutations.len() as i64 + 1,
                 op,
-                model: md.name.to_owned(),
+                model: md.name().to_owned(),
                 id,
                 base_version,
                 fields,
@@ -342,7 +346,7 @@ pub async fn rxdb_pull(
         user: user.id,
         client: Some("rxdb"),
         kind: "pull",
-        counts: BTreeMap::from([(md.name.to_owned(), n as u64)]),
+        counts: BTreeMap::from([(md.name().to_owned(), n as u64)]),
         started,
     }
     .record(&tx, "ok", None)
@@ -396,7 +400,7 @@ pub async fn rxdb_push(
         mutations.push(Mutation {
             mutation_id: mutations.len() as i64 + 1,
             op,
-            model: md.name.to_owned(),
+            model: md.name().to_owned(),
             id,
             base_version: base,
             fields: if op == Op::Delete {

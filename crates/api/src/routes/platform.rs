@@ -13,7 +13,7 @@ use crate::auth::operator::{OPERATOR_ROLE, Operator};
 use crate::auth::throttle::Throttle;
 use crate::error::ApiError;
 use crate::middleware::tenant::PlatformHost;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 crate::routes::routes! {
     post "/platform/signup" => signup;

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
+use domain::access::Operator;
 use domain::roles::{Action, Area};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sync_engine::models::model;
-use sync_engine::permissions::Operator;
 use sync_engine::pull::Pulled;
 use sync_engine::push::{Mutation, Pushed};
 use sync_engine::{Permissions, SyncError};
@@ -22,7 +22,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::routes::crud;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 crate::routes::routes! {
     post "/sync/pull" => pull;
@@ -58,7 +58,7 @@ impl From<SyncError> for ApiError {
 /// The models named in a request, every one checked.
 pub fn models(names: &[String]) -> Result<Vec<&'static sync_engine::Model>, ApiError> {
     if names.is_empty() {
-        return Ok(sync_engine::MODELS.iter().collect());
+        return Ok(sync_engine::models::models().into_iter().collect());
     }
     names
         .iter()
@@ -379,7 +379,7 @@ pub async fn set_permissions(
     }
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     for (i, p) in body.iter().enumerate() {
-        let name = model(&p.model).map_or("", |m| m.name);
+        let name = model(&p.model).map_or("", |m| m.name());
         let res = tx
             .conn()
             .execute_raw(stmt(
@@ -457,11 +457,11 @@ pub async fn add_filter(
     match model(&f.model) {
         None => errors.add("model", format!("unknown model `{}`", f.model)),
         Some(m) => {
-            f.model = m.name.to_owned();
+            f.model = m.name().to_owned();
             if m.field(&f.field).is_none() {
                 errors.add(
                     "field",
-                    format!("`{}` is not a field of {}", f.field, m.name),
+                    format!("`{}` is not a field of {}", f.field, m.name()),
                 );
             }
         }

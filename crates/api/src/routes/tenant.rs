@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 crate::routes::routes! {
     get "/tenant" => show;

@@ -1,9 +1,15 @@
-//! Who may pull and push which model, and which rows: the tenant's matrix
-//! of roles by models, with optional row filters per role and model.
+//! The access policy of every path: who may read and write which model,
+//! and which rows. REST lists, gets, creates, updates and deletes answer
+//! from it exactly as sync pulls and pushes do.
 //!
-//! A caller may pull (push) a model if any of their roles may. The rows
-//! they reach are those any such role reaches; a role with no filters on a
-//! model reaches every row, otherwise a row must pass all its filters.
+//! It is the tenant's matrix of roles by models (`sync_permissions`:
+//! `can_pull` is read, `can_push` is write) with optional row filters per
+//! role and model (`sync_filters`). A caller may read (write) a model if
+//! any of their roles may. The rows they reach are those any such role
+//! reaches; a role with no filters on a model reaches every row, otherwise
+//! a row must pass all its filters. Administrators reach everything: their
+//! row of the matrix is not theirs to lose, so a tenant cannot lock itself
+//! out.
 
 use std::collections::HashMap;
 
@@ -11,8 +17,16 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::SyncError;
-use crate::models::Model;
+use crate::record::Spec;
+use crate::roles::ADMINISTRATORS;
+
+/// A caller's roles do not allow an action on a model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("your roles may not {action} `{model}`")]
+pub struct Denied {
+    pub action: &'static str,
+    pub model: &'static str,
+}
 
 /// The value of a filter that stands for the caller's user id.
 pub const CALLER: &str = "$user";
@@ -78,7 +92,7 @@ impl Scope {
     }
 
     /// A SQL condition on alias `t`, appending its parameters to `values`.
-    pub fn sql(&self, model: &Model, caller: Uuid, values: &mut Vec<Value>) -> String {
+    pub fn sql(&self, model: &Spec, caller: Uuid, values: &mut Vec<Value>) -> String {
         let Self::Some(any) = self else {
             return "true".into();
         };
@@ -88,7 +102,7 @@ impl Scope {
             for f in all {
                 // Filters name exposed fields only; anything else matches
                 // nothing, so a stale filter hides rows rather than leaks them.
-                if model.field(&f.field).is_none() {
+                if model.public_field(&f.field).is_none() {
                     ands.push("false".to_owned());
                     continue;
                 }
@@ -176,11 +190,13 @@ impl Scope {
     }
 }
 
-/// What a caller may pull and push.
+/// What a caller may read and write.
 #[derive(Debug, Default)]
 pub struct Permissions {
-    pull: HashMap<String, Scope>,
-    push: HashMap<String, Scope>,
+    /// Administrators: everything.
+    all: bool,
+    read: HashMap<String, Scope>,
+    write: HashMap<String, Scope>,
 }
 
 #[derive(FromQueryResult)]
@@ -213,7 +229,16 @@ fn add(map: &mut HashMap<String, Scope>, model: &str, filters: Vec<RowFilter>) {
 
 impl Permissions {
     /// The permissions of a caller holding `roles`.
-    pub async fn load(conn: &impl ConnectionTrait, roles: &[String]) -> Result<Self, SyncError> {
+    pub async fn load(
+        conn: &impl ConnectionTrait,
+        roles: &[String],
+    ) -> Result<Self, sea_orm::DbErr> {
+        if roles.iter().any(|r| r == ADMINISTRATORS) {
+            return Ok(Self {
+                all: true,
+                ..Self::default()
+            });
+        }
         let grants = Grant::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT p.role_id, p.model, p.can_pull, p.can_push FROM sync_permissions p \
@@ -251,32 +276,38 @@ impl Permissions {
                 .cloned()
                 .unwrap_or_default();
             if g.can_pull {
-                add(&mut perms.pull, &g.model, filters.clone());
+                add(&mut perms.read, &g.model, filters.clone());
             }
             if g.can_push {
-                add(&mut perms.push, &g.model, filters);
+                add(&mut perms.write, &g.model, filters);
             }
         }
         Ok(perms)
     }
 
-    /// The rows of `model` the caller may pull, or 403.
-    pub fn pull(&self, model: &Model) -> Result<&Scope, SyncError> {
-        self.pull
-            .get(model.name)
-            .ok_or_else(|| SyncError::Forbidden {
-                action: "pull",
-                model: model.name.to_owned(),
-            })
+    /// The rows of `model` the caller may read (pull), or why not.
+    pub fn read(&self, model: &Spec) -> Result<&Scope, Denied> {
+        self.scope(&self.read, model, "read")
     }
 
-    /// The rows of `model` the caller may push, or 403.
-    pub fn push(&self, model: &Model) -> Result<&Scope, SyncError> {
-        self.push
-            .get(model.name)
-            .ok_or_else(|| SyncError::Forbidden {
-                action: "push",
-                model: model.name.to_owned(),
-            })
+    /// The rows of `model` the caller may write (push), or why not.
+    pub fn write(&self, model: &Spec) -> Result<&Scope, Denied> {
+        self.scope(&self.write, model, "write")
+    }
+
+    fn scope<'a>(
+        &'a self,
+        map: &'a HashMap<String, Scope>,
+        model: &Spec,
+        action: &'static str,
+    ) -> Result<&'a Scope, Denied> {
+        static ALL: Scope = Scope::All;
+        if self.all {
+            return Ok(&ALL);
+        }
+        map.get(model.name()).ok_or(Denied {
+            action,
+            model: model.name(),
+        })
     }
 }

@@ -1,0 +1,21 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tenancy::Resolver;
+
+use crate::auth::TokenKeys;
+use crate::configuration::AuthSettings;
+use crate::kv::Kv;
+
+/// The application state handlers reach through `web::Data`.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub kv: Kv,
+    pub resolver: Arc<Resolver>,
+    pub tokens: TokenKeys,
+    pub auth: AuthSettings,
+    pub base_domain: String,
+    pub cursors: sync_engine::CursorKey,
+}

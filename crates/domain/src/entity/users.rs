@@ -1,0 +1,26 @@
+//! Users of a tenant. `password_hash` is private: no description of the
+//! model lets it leave the server or be written by a client.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub password_hash: Option<String>,
+    pub phone: Option<String>,
+    pub branch_id: Option<Uuid>,
+    pub is_active: bool,
+    pub last_login_at: Option<DateTimeUtc>,
+    pub version: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
