@@ -151,6 +151,7 @@ async fn last_mutation(
 struct Current {
     data: String,
     in_scope: bool,
+    version: i64,
     field_versions: Option<serde_json::Value>,
 }
 
@@ -167,7 +168,7 @@ async fn current(
     let visible = scope.sql(md, caller, &mut values);
     values.push(id.into());
     let sql = format!(
-        "SELECT {json}::text AS data, coalesce({visible}, false) AS in_scope, \
+        "SELECT {json}::text AS data, coalesce({visible}, false) AS in_scope, t.version, \
          c.field_versions \
          FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
          WHERE t.id = ${n} FOR UPDATE OF t",
@@ -287,7 +288,10 @@ pub async fn push(
             }
         };
         if m.op == Op::Create && !scope.matches(&fields, caller) {
-            results[i] = Some(failed(m, vec![store::OUTSIDE_SCOPE.into()]));
+            results[i] = Some(failed(
+                m,
+                store::StoreError::Invalid(store::out_of_scope()).messages(),
+            ));
             continue;
         }
         if m.op == Op::Update && m.base_version.is_none() {
@@ -475,7 +479,17 @@ async fn settle(
         });
     };
     if !cur.in_scope {
-        return Ok(failed(m, vec![store::OUTSIDE_SCOPE.into()]));
+        // Rows outside the caller's scope are not theirs to see: answered
+        // as REST answers them, as if they did not exist.
+        return Ok(failed(m, vec!["no such record".into()]));
+    }
+    if op == Op::Update && m.base_version == Some(cur.version) {
+        // Not stale, in scope, yet not written: the change would have
+        // moved the record outside the rows the caller may write.
+        return Ok(failed(
+            m,
+            store::StoreError::Invalid(store::out_of_scope()).messages(),
+        ));
     }
     let server: Option<serde_json::Value> = serde_json::from_str(&cur.data).ok();
     let conflict = |resolution| Outcome {

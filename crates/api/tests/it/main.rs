@@ -8,6 +8,7 @@ mod helpers;
 mod hosts;
 mod invalidation;
 mod isolation;
+mod parity;
 mod platform;
 mod probes;
 mod sync;
