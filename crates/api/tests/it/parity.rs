@@ -516,3 +516,418 @@ async fn completion_and_searches_follow_one_rule() {
         assert_eq!(names, [want], "{path}?q={q}");
     }
 }
+
+/// How a path answered an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Allowed,
+    Forbidden,
+    NotVisible,
+}
+
+fn rest_access(status: u16, body: &Value) -> Access {
+    match status {
+        200..=299 => Access::Allowed,
+        403 => Access::Forbidden,
+        404 => Access::NotVisible,
+        _ => panic!("unexpected REST answer {status}: {body}"),
+    }
+}
+
+fn push_access(status: u16, body: &Value) -> Access {
+    match (status, body["results"][0]["status"].as_str()) {
+        (403, _) => Access::Forbidden,
+        (200, Some("created" | "updated" | "deleted")) => Access::Allowed,
+        (200, Some("failed")) if body["results"][0]["errors"][0] == "no such record" => {
+            Access::NotVisible
+        }
+        _ => panic!("unexpected push answer {status}: {body}"),
+    }
+}
+
+impl Caller<'_> {
+    async fn push_one(&self, client: &str, mutation: Value) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            "/api/v1/sync/push",
+            Some(&json!({ "client_id": client, "mutations": [mutation] })),
+        )
+        .await
+    }
+
+    /// Ids of `model` the caller reads over REST (every page).
+    async fn rest_ids(&self, model: &str) -> BTreeSet<String> {
+        let (s, page) = self
+            .send(Method::GET, &format!("/api/v1/{model}?limit=500"), None)
+            .await;
+        assert_eq!(s, 200, "{page}");
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Ids of `model` a full pull delivers.
+    async fn pulled_ids(&self, model: &str) -> BTreeSet<String> {
+        let (s, page) = self
+            .send(
+                Method::POST,
+                "/api/v1/sync/pull",
+                Some(&json!({ "models": [model], "limit": 10000 })),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        page["changes"][model]["created"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(
+                page["changes"][model]["updated"]
+                    .as_array()
+                    .into_iter()
+                    .flatten(),
+            )
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn rest_and_sync_answer_every_role_alike() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let admin = Caller { app: &app, token };
+    let (_, me) = admin.send(Method::GET, "/api/v1/auth/me", None).await;
+    let (_, client) = admin
+        .send(
+            Method::POST,
+            "/api/v1/clients",
+            Some(&json!({ "name": "Initech" })),
+        )
+        .await;
+    let mut world = World {
+        admin,
+        refs: BTreeMap::from([
+            ("client_id", client["id"].as_str().expect("id").to_owned()),
+            (
+                "assigned_manager_id",
+                me["id"].as_str().expect("id").to_owned(),
+            ),
+            ("assignee_id", me["id"].as_str().expect("id").to_owned()),
+        ]),
+        tokens: Tokens(0),
+        mutation: 0,
+    };
+
+    let mut callers = Vec::new();
+    for (i, role) in domain::roles::SEEDED.iter().enumerate() {
+        let email = format!("role{i}@acme.test");
+        let (s, body) = world
+            .admin
+            .send(
+                Method::POST,
+                "/api/v1/users",
+                Some(&json!({ "email": email, "full_name": role, "password": PASSWORD, "roles": [role] })),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+        let (token, _) = app.tokens("acme", &email, PASSWORD).await;
+        callers.push((*role, Caller { app: &app, token }));
+    }
+
+    let mut differences = Vec::new();
+    let mut checked = 0;
+    for (role, caller) in &callers {
+        for spec in domain::models() {
+            let name = spec.name();
+            let path = World::path(spec);
+            let mut compare = |op: &str, rest: Access, sync: Access| {
+                checked += 1;
+                if rest != sync {
+                    differences.push(format!("{role} {op} {name}: REST {rest:?}, sync {sync:?}"));
+                }
+            };
+            // Read: a list against a pull.
+            let (s, body) = caller.send(Method::GET, &path, None).await;
+            let rest = rest_access(s, &body);
+            let (s, body) = caller
+                .send(
+                    Method::POST,
+                    "/api/v1/sync/pull",
+                    Some(&json!({ "models": [name] })),
+                )
+                .await;
+            let sync = match s {
+                200 => Access::Allowed,
+                403 => Access::Forbidden,
+                _ => panic!("pull {s}: {body}"),
+            };
+            compare("read", rest, sync);
+
+            // Create.
+            let token = world.tokens.next();
+            let body = fill(&Value::Object(world.base(spec, "")), &token);
+            let (s, res) = caller.send(Method::POST, &path, Some(&body)).await;
+            let rest = rest_access(s, &res);
+            let token = world.tokens.next();
+            let fields = fill(&Value::Object(world.base(spec, "")), &token);
+            let (s, res) = caller
+                .push_one(
+                    role,
+                    json!({ "mutation_id": world.mutation + 1, "op": "create", "model": name,
+                            "id": Uuid::new_v4(), "fields": fields }),
+                )
+                .await;
+            world.mutation += 1;
+            compare("create", rest, push_access(s, &res));
+
+            // Update and delete, each on a fresh record the admin made.
+            for op in ["update", "delete"] {
+                let token = world.tokens.next();
+                let (a, va) = world.record(spec, &token).await;
+                let token = world.tokens.next();
+                let (b, vb) = world.record(spec, &token).await;
+                let item = format!("{path}/{a}");
+                let (s, res) = if op == "update" {
+                    caller
+                        .send(Method::PATCH, &item, Some(&json!({ "version": va })))
+                        .await
+                } else {
+                    caller.send(Method::DELETE, &item, None).await
+                };
+                let rest = rest_access(s, &res);
+                world.mutation += 1;
+                let (s, res) = caller
+                    .push_one(
+                        role,
+                        json!({ "mutation_id": world.mutation, "op": op, "model": name,
+                                "id": b, "base_version": vb }),
+                    )
+                    .await;
+                compare(op, rest, push_access(s, &res));
+            }
+        }
+    }
+    assert!(checked >= 7 * 6 * 4, "{checked}");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+#[tokio::test]
+async fn row_filters_and_server_owned_fields_hold_on_every_path() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let admin = Caller { app: &app, token };
+    let (s, sales) = admin
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            Some(&json!({ "email": "sam@acme.test", "full_name": "Sam", "password": PASSWORD, "roles": ["Sales"] })),
+        )
+        .await;
+    assert_eq!(s, 201, "{sales}");
+    let sales_id = sales["id"].as_str().expect("id").to_owned();
+    let (token, _) = app.tokens("acme", "sam@acme.test", PASSWORD).await;
+    let sam = Caller { app: &app, token };
+
+    // Sales reach only the clients they manage, and no notes at all.
+    let (s, body) = admin
+        .send(
+            Method::POST,
+            "/api/v1/sync/filters",
+            Some(&json!({ "role": "Sales", "model": "clients", "field": "assigned_manager_id", "operator": "eq", "value": "$user" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = admin
+        .send(
+            Method::PUT,
+            "/api/v1/sync/permissions",
+            Some(&json!([{ "role": "Sales", "model": "notes", "can_pull": false, "can_push": false }])),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+
+    let (_, mine) = admin
+        .send(
+            Method::POST,
+            "/api/v1/clients",
+            Some(&json!({ "name": "Mine", "assigned_manager_id": sales_id })),
+        )
+        .await;
+    let (_, theirs) = admin
+        .send(
+            Method::POST,
+            "/api/v1/clients",
+            Some(&json!({ "name": "Theirs" })),
+        )
+        .await;
+    let (mine, theirs) = (
+        mine["id"].as_str().expect("id").to_owned(),
+        theirs["id"].as_str().expect("id").to_owned(),
+    );
+
+    // Lists and pulls show the same rows.
+    let listed = sam.rest_ids("clients").await;
+    assert_eq!(listed, BTreeSet::from([mine.clone()]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let pulled = sam.pulled_ids("clients").await;
+        if pulled == listed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pulled {pulled:?}, listed {listed:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A colleague's client is not there, on any path.
+    let (s, _) = sam
+        .send(Method::GET, &format!("/api/v1/clients/{theirs}"), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = sam
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/clients/{theirs}"),
+            Some(&json!({ "name": "Hijacked", "version": 1 })),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = sam
+        .send(Method::DELETE, &format!("/api/v1/clients/{theirs}"), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, res) = sam
+        .push_one(
+            "sam-1",
+            json!({ "mutation_id": 1, "op": "update", "model": "clients", "id": theirs,
+                    "base_version": 1, "fields": { "name": "Hijacked" } }),
+        )
+        .await;
+    assert_eq!(push_access(s, &res), Access::NotVisible, "{res}");
+
+    // Creating outside the rows, or moving a row out of them, is refused
+    // alike.
+    let outside = json!({ "name": "Not mine" });
+    let (s, rest) = sam
+        .send(Method::POST, "/api/v1/clients", Some(&outside))
+        .await;
+    assert_eq!(s, 422, "{rest}");
+    let (_, sync) = sam
+        .push_one(
+            "sam-1",
+            json!({ "mutation_id": 2, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": outside }),
+        )
+        .await;
+    let rest_msg = format!(
+        "{}: {}",
+        rest["errors"][0]["field"].as_str().unwrap_or_default(),
+        rest["errors"][0]["message"].as_str().unwrap_or_default()
+    );
+    assert_eq!(sync["results"][0]["errors"][0], json!(rest_msg), "{sync}");
+    let (s, rest) = sam
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/clients/{mine}"),
+            Some(&json!({ "assigned_manager_id": null, "version": 1 })),
+        )
+        .await;
+    assert_eq!(s, 422, "{rest}");
+    let (_, sync) = sam
+        .push_one(
+            "sam-1",
+            json!({ "mutation_id": 3, "op": "update", "model": "clients", "id": mine,
+                    "base_version": 1, "fields": { "assigned_manager_id": null } }),
+        )
+        .await;
+    assert_eq!(sync["results"][0]["errors"][0], json!(rest_msg), "{sync}");
+    assert_eq!(
+        sam.rest_ids("clients").await,
+        BTreeSet::from([mine.clone()])
+    );
+
+    // Notes switched off for Sales: off on every path.
+    let (s, _) = sam.send(Method::GET, "/api/v1/notes", None).await;
+    assert_eq!(s, 403);
+    let (s, _) = sam
+        .send(
+            Method::POST,
+            "/api/v1/notes",
+            Some(&json!({ "body": "x", "client_id": mine })),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = sam
+        .send(
+            Method::POST,
+            "/api/v1/sync/pull",
+            Some(&json!({ "models": ["notes"] })),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // Server-owned fields: REST refuses them, sync drops them; either way
+    // the server's value is stored.
+    let forged = Uuid::new_v4();
+    let (s, res) = sam
+        .send(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&json!({ "title": "T", "created_by": forged, "completed_at": "2020-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(s, 400, "{res}");
+    let task = Uuid::new_v4();
+    let (_, res) = sam
+        .push_one(
+            "sam-1",
+            json!({ "mutation_id": 4, "op": "create", "model": "tasks", "id": task,
+                    "fields": { "title": "T", "created_by": forged, "completed_at": "2020-01-01T00:00:00Z",
+                                "version": 40, "updated_at": "2020-01-01T00:00:00Z" } }),
+        )
+        .await;
+    assert_eq!(res["results"][0]["status"], "created", "{res}");
+    let (_, stored) = sam
+        .send(Method::GET, &format!("/api/v1/tasks/{task}"), None)
+        .await;
+    assert_eq!(stored["created_by"], json!(sales_id), "{stored}");
+    assert_eq!(stored["completed_at"], Value::Null);
+    assert_eq!(stored["version"], 1);
+
+    // The last administrator stays, whichever path tries to disable it.
+    let (_, me) = admin.send(Method::GET, "/api/v1/auth/me", None).await;
+    let admin_id = me["id"].as_str().expect("id");
+    let (s, rest) = admin
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin_id}"),
+            Some(&json!({ "is_active": false, "version": me["version"] })),
+        )
+        .await;
+    assert_eq!(s, 409, "{rest}");
+    let (_, sync) = admin
+        .push_one(
+            "admin-1",
+            json!({ "mutation_id": 1, "op": "update", "model": "users", "id": admin_id,
+                    "base_version": me["version"], "fields": { "is_active": false } }),
+        )
+        .await;
+    assert_eq!(sync["results"][0]["errors"][0], rest["detail"], "{sync}");
+    let (s, _) = admin
+        .push_one(
+            "admin-1",
+            json!({ "mutation_id": 2, "op": "delete", "model": "users", "id": admin_id }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = admin.send(Method::GET, "/api/v1/auth/me", None).await;
+    assert_eq!(s, 200, "the only administrator is still there");
+}
