@@ -411,6 +411,7 @@ impl Describe for entity::clients::Entity {
             ListFilter::Eq("branch_id"),
             ListFilter::Eq("assigned_manager_id"),
             ListFilter::Eq("department"),
+            ListFilter::Eq("industry"),
             ListFilter::Search(&["name"]),
         ],
         derived: &[],
@@ -433,6 +434,7 @@ impl Describe for entity::clients::Entity {
             C::City => Rule::client(text(1, 100)),
             C::Country => Rule::client(COUNTRY),
             C::TaxId => Rule::client(text(1, 50)),
+            C::Industry => Rule::client(text(1, 100)),
             C::Version => Rule::version(),
             C::CreatedAt | C::UpdatedAt => Rule::stamp(),
         }

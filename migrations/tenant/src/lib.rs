@@ -14,6 +14,7 @@ mod m20261122_000003_create_clients_and_contacts;
 mod m20261122_000004_create_tasks_and_notes;
 mod m20261122_000005_create_sync_tracking;
 mod m20261123_000006_keep_an_administrator;
+mod m20261123_000007_add_client_industry;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_tasks_and_notes::Migration),
             Box::new(m20261122_000005_create_sync_tracking::Migration),
             Box::new(m20261123_000006_keep_an_administrator::Migration),
+            Box::new(m20261123_000007_add_client_industry::Migration),
         ]
     }
 }

@@ -931,3 +931,60 @@ async fn row_filters_and_server_owned_fields_hold_on_every_path() {
     let (s, _) = admin.send(Method::GET, "/api/v1/auth/me", None).await;
     assert_eq!(s, 200, "the only administrator is still there");
 }
+
+#[tokio::test]
+async fn a_column_added_to_an_entity_reaches_every_path() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let admin = Caller { app: &app, token };
+
+    // `clients.industry`: a migration, the entity's field and its rule.
+    let (s, made) = admin
+        .send(
+            Method::POST,
+            "/api/v1/clients",
+            Some(&json!({ "name": "Acme Freight", "industry": " Logistics " })),
+        )
+        .await;
+    assert_eq!((s, &made["industry"]), (201, &json!("Logistics")), "{made}");
+    let (s, bad) = admin
+        .send(
+            Method::POST,
+            "/api/v1/clients",
+            Some(&json!({ "name": "X", "industry": "x".repeat(101) })),
+        )
+        .await;
+    assert_eq!((s, &bad["errors"][0]["field"]), (422, &json!("industry")));
+    let pushed = Uuid::new_v4();
+    let (_, res) = admin
+        .push_one(
+            "c1",
+            json!({ "mutation_id": 1, "op": "create", "model": "clients", "id": pushed,
+                    "fields": { "name": "Pushed", "industry": "Retail" } }),
+        )
+        .await;
+    assert_eq!(res["results"][0]["status"], "created", "{res}");
+    let (_, page) = admin
+        .send(Method::GET, "/api/v1/clients?industry=Retail", None)
+        .await;
+    assert_eq!(page["items"][0]["id"], json!(pushed), "{page}");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, pulled) = admin
+            .send(
+                Method::POST,
+                "/api/v1/sync/pull",
+                Some(&json!({ "models": ["clients"] })),
+            )
+            .await;
+        let created = pulled["changes"]["clients"]["created"].to_string();
+        if created.contains("\"industry\":\"Logistics\"") && created.contains("Retail") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pulled}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

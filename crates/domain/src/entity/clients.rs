@@ -19,6 +19,7 @@ pub struct Model {
     pub city: Option<String>,
     pub country: Option<String>,
     pub tax_id: Option<String>,
+    pub industry: Option<String>,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
