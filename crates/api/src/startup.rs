@@ -35,49 +35,6 @@ pub enum StartupError {
     },
 }
 
-/// Purges expired sync tombstones in every active tenant, every `interval`.
-fn spawn_tombstone_purge(
-    registry: Registry,
-    retention: Duration,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Ok(tenants) = registry.list().await else {
-                continue;
-            };
-            for tenant in tenants
-                .iter()
-                .filter(|t| t.status() == tenancy::TenantStatus::Active)
-            {
-                let purged = async {
-                    let tx = tenancy::TenantTx::begin(registry.db(), tenant).await?;
-                    let n = sync_engine::retention::purge_tombstones(tx.conn(), retention)
-                        .await
-                        .map_err(|e| {
-                            tenancy::Error::Database(sea_orm::DbErr::Custom(e.to_string()))
-                        })?;
-                    tx.commit().await?;
-                    Ok::<u64, tenancy::Error>(n)
-                }
-                .await;
-                match purged {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(tenant = %tenant.slug(), purged = n, "sync tombstones purged")
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = %tenant.slug(), error = %e, "tombstone purge failed")
-                    }
-                }
-            }
-        }
-    })
-}
-
 /// A built server, listening but not yet running.
 pub struct Application {
     port: u16,
@@ -101,7 +58,7 @@ impl Application {
             Duration::from_secs(settings.tenancy.cache_ttl_secs),
         ));
         let listener_task = resolver.spawn_invalidation_listener();
-        let purge_task = spawn_tombstone_purge(
+        let purge_task = sync_engine::retention::spawn_purge(
             resolver.registry().clone(),
             Duration::from_secs(settings.sync.tombstone_retention_days * 86_400),
             Duration::from_secs(settings.sync.purge_interval_secs),

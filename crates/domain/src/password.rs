@@ -23,7 +23,7 @@ impl Password {
         Argon2::default()
             .hash_password(self.0.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .unwrap_or_default()
+            .expect("argon2id with default parameters hashes any password of the policy's length")
     }
 }
 

@@ -54,7 +54,8 @@ impl CursorKey {
     }
 
     pub fn encode(&self, cursor: &Cursor) -> String {
-        let payload = serde_json::to_vec(cursor).unwrap_or_default();
+        let payload =
+            serde_json::to_vec(cursor).expect("a cursor is plain data and always serialises");
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),

@@ -13,6 +13,11 @@ pub enum SyncError {
     Forbidden(#[from] domain::access::Denied),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("a batch holds at most {max} mutations, got {got}")]
     TooLarge { max: usize, got: usize },
     #[error("client id `{0}` belongs to another user")]

@@ -9,12 +9,15 @@
 //! mutations exactly once, settling conflicts per model. Both work on a
 //! connection the caller has scoped to one tenant.
 
+pub mod checkpoints;
 pub mod cursor;
 pub mod error;
+pub mod log;
 pub mod models;
 pub mod pull;
 pub mod push;
 pub mod retention;
+pub mod settings;
 
 pub use cursor::{Cursor, CursorKey};
 pub use domain::access::Permissions;

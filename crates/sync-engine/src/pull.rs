@@ -246,3 +246,30 @@ pub async fn pull(
         has_more,
     })
 }
+
+/// Most records one page returns.
+pub const MAX_PAGE: usize = 10_000;
+
+/// A pull for a caller holding `roles`, from a cursor as the client holds
+/// it (signed text); checks the page size and the cursor's tenant.
+#[allow(clippy::too_many_arguments)] // each is one of the pull's inputs
+pub async fn for_caller(
+    conn: &impl sea_orm::ConnectionTrait,
+    key: &crate::CursorKey,
+    tenant: Uuid,
+    user: Uuid,
+    roles: &[String],
+    models: &[&'static Model],
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Pulled, SyncError> {
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(SyncError::Invalid {
+            field: "limit",
+            message: format!("must be 1 to {MAX_PAGE}"),
+        });
+    }
+    let cursor = cursor.map(|c| key.decode(c, tenant)).transpose()?;
+    let perms = Permissions::load(conn, roles).await?;
+    pull(conn, tenant, user, &perms, models, cursor, limit).await
+}

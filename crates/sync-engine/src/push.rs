@@ -48,16 +48,50 @@ pub struct Mutation {
     pub fields: Map<String, serde_json::Value>,
 }
 
+/// What became of one mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Created,
+    Updated,
+    Deleted,
+    /// Not applied: settled for the server by the model's strategy.
+    Conflict,
+    /// Not applied: invalid, refused, or no such record.
+    Failed,
+    /// Applied by an earlier delivery of the same batch.
+    Duplicate,
+}
+
+impl Status {
+    fn applied(op: Op) -> Self {
+        match op {
+            Op::Create => Self::Created,
+            Op::Update => Self::Updated,
+            Op::Delete => Self::Deleted,
+        }
+    }
+}
+
+/// How a conflict was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    Rejected,
+    ServerWins,
+    ClientWins,
+    Merged,
+}
+
 /// What happened to one mutation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub mutation_id: i64,
     pub model: String,
     pub id: Uuid,
-    /// created, updated, deleted, conflict, failed or duplicate.
-    pub status: &'static str,
+    pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<&'static str>,
+    pub resolution: Option<Resolution>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -85,7 +119,7 @@ pub struct Pushed {
 
 use domain::store::stmt;
 
-fn outcome(m: &Mutation, status: &'static str) -> Outcome {
+fn outcome(m: &Mutation, status: Status) -> Outcome {
     Outcome {
         mutation_id: m.mutation_id,
         model: m.model.clone(),
@@ -100,7 +134,7 @@ fn outcome(m: &Mutation, status: &'static str) -> Outcome {
 fn failed(m: &Mutation, errors: Vec<String>) -> Outcome {
     Outcome {
         errors,
-        ..outcome(m, "failed")
+        ..outcome(m, Status::Failed)
     }
 }
 
@@ -259,7 +293,7 @@ pub async fn push(
     for (i, m) in mutations.iter().enumerate() {
         index.insert(m.mutation_id, i);
         if m.mutation_id <= last {
-            results[i] = Some(outcome(m, "duplicate"));
+            results[i] = Some(outcome(m, Status::Duplicate));
             continue;
         }
         let Some(md) = model(&m.model) else {
@@ -336,20 +370,20 @@ pub async fn push(
         let name = model(&o.model).map_or(o.model.clone(), |m| m.name().to_owned());
         let c = summary.entry(name).or_default();
         match o.status {
-            "created" => c.created += 1,
-            "updated" => c.updated += 1,
-            "deleted" => c.deleted += 1,
-            "duplicate" => c.duplicate += 1,
-            "conflict" => {
+            Status::Created => c.created += 1,
+            Status::Updated => c.updated += 1,
+            Status::Deleted => c.deleted += 1,
+            Status::Duplicate => c.duplicate += 1,
+            Status::Conflict => {
                 c.conflicted += 1;
                 complete = false;
             }
-            _ => {
+            Status::Failed => {
                 c.failed += 1;
                 complete = false;
             }
         }
-        if o.resolution.is_some() && o.status != "conflict" {
+        if o.resolution.is_some() && o.status != Status::Conflict {
             c.conflicted += 1;
         }
     }
@@ -406,14 +440,7 @@ async fn apply_run(
             let mut out = Vec::with_capacity(run.items.len());
             for (m, fields) in &run.items {
                 if ids.contains(&m.id) {
-                    out.push(outcome(
-                        m,
-                        match run.op {
-                            Op::Create => "created",
-                            Op::Update => "updated",
-                            Op::Delete => "deleted",
-                        },
-                    ));
+                    out.push(outcome(m, Status::applied(run.op)));
                 } else {
                     out.push(settle(conn, caller, scope, run.md, run.op, m, fields).await?);
                 }
@@ -436,14 +463,7 @@ async fn apply_run(
                 match res {
                     Ok(ids) if ids.contains(&m.id) => {
                         sp.commit().await?;
-                        out.push(outcome(
-                            m,
-                            match run.op {
-                                Op::Create => "created",
-                                Op::Update => "updated",
-                                Op::Delete => "deleted",
-                            },
-                        ));
+                        out.push(outcome(m, Status::applied(run.op)));
                     }
                     Ok(_) => {
                         sp.commit().await?;
@@ -474,7 +494,7 @@ async fn settle(
     let Some(cur) = current(conn, md, scope, caller, m.id).await? else {
         return Ok(match op {
             // Deleting what is already gone is done.
-            Op::Delete => outcome(m, "deleted"),
+            Op::Delete => outcome(m, Status::Deleted),
             _ => failed(m, vec!["no such record".into()]),
         });
     };
@@ -495,18 +515,18 @@ async fn settle(
     let conflict = |resolution| Outcome {
         resolution: Some(resolution),
         server: server.clone(),
-        ..outcome(m, "conflict")
+        ..outcome(m, Status::Conflict)
     };
     let strategy = md.meta.strategy;
     match (strategy, op) {
-        (Strategy::Reject, _) => Ok(conflict("rejected")),
-        (Strategy::ServerWins, _) => Ok(conflict("server_wins")),
+        (Strategy::Reject, _) => Ok(conflict(Resolution::Rejected)),
+        (Strategy::ServerWins, _) => Ok(conflict(Resolution::ServerWins)),
         (_, Op::Delete) => {
             let row = row_json(m, fields);
             delete(conn, md, scope, caller, std::slice::from_ref(&row), false).await?;
             Ok(Outcome {
-                resolution: Some("client_wins"),
-                ..outcome(m, "deleted")
+                resolution: Some(Resolution::ClientWins),
+                ..outcome(m, Status::Deleted)
             })
         }
         (Strategy::ClientWins, _) | (Strategy::Merge, Op::Create) => {
@@ -523,8 +543,8 @@ async fn settle(
             )
             .await?;
             Ok(Outcome {
-                resolution: Some("client_wins"),
-                ..outcome(m, "updated")
+                resolution: Some(Resolution::ClientWins),
+                ..outcome(m, Status::Updated)
             })
         }
         (Strategy::Merge, Op::Update) => {
@@ -565,14 +585,34 @@ async fn settle(
                 .await?
                 .and_then(|c| serde_json::from_str(&c.data).ok());
             Ok(Outcome {
-                resolution: Some("merged"),
+                resolution: Some(Resolution::Merged),
                 server: after,
                 errors: kept
                     .into_iter()
                     .map(|k| format!("{k}: kept the server's newer value"))
                     .collect(),
-                ..outcome(m, "updated")
+                ..outcome(m, Status::Updated)
             })
         }
     }
+}
+
+/// A push from client `client_id` for a caller holding `roles`.
+pub async fn for_caller(
+    conn: &DatabaseTransaction,
+    user: Uuid,
+    roles: &[String],
+    client_id: Option<&str>,
+    mutations: &[Mutation],
+) -> Result<Pushed, SyncError> {
+    if let Some(id) = client_id
+        && (id.is_empty() || check::parameter(id, 200).is_err())
+    {
+        return Err(SyncError::Invalid {
+            field: "client_id",
+            message: "must be 1 to 200 characters without control characters".into(),
+        });
+    }
+    let perms = Permissions::load(conn, roles).await?;
+    push(conn, user, &perms, client_id, mutations).await
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
+use tenancy::Registry;
+
 use crate::error::SyncError;
 
 /// Purges tombstones older than `retention` in the connection's tenant
@@ -33,4 +35,46 @@ pub async fn purge_tombstones(
         .map(|r| r.try_get_by_index::<i64>(0))
         .transpose()?
         .unwrap_or(0) as u64)
+}
+
+/// Purges expired tombstones in every active tenant, every `interval`,
+/// until the task is aborted. Every server runs it; purges are idempotent.
+pub fn spawn_purge(
+    registry: Registry,
+    retention: Duration,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Ok(tenants) = registry.list().await else {
+                continue;
+            };
+            for tenant in tenants
+                .iter()
+                .filter(|t| t.status() == tenancy::TenantStatus::Active)
+            {
+                let purged = async {
+                    let tx = tenancy::TenantTx::begin(registry.db(), tenant).await?;
+                    let n = purge_tombstones(tx.conn(), retention).await.map_err(|e| {
+                        tenancy::Error::Database(sea_orm::DbErr::Custom(e.to_string()))
+                    })?;
+                    tx.commit().await?;
+                    Ok::<u64, tenancy::Error>(n)
+                }
+                .await;
+                match purged {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(tenant = %tenant.slug(), purged = n, "sync tombstones purged")
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant.slug(), error = %e, "tombstone purge failed")
+                    }
+                }
+            }
+        }
+    })
 }

@@ -16,13 +16,15 @@ pub mod registry;
 pub mod resolver;
 pub mod scope;
 pub mod slug;
+pub mod sql;
 
 pub use error::Error;
 pub use events::TenantEvents;
 pub use provision::{FirstAdmin, NewTenant};
-pub use registry::{Registry, Tenant, TenantDomain, TenantStatus, stmt};
+pub use registry::{Registry, Tenant, TenantDomain, TenantStatus};
 pub use resolver::{Resolution, ResolveError, Resolver};
 pub use scope::TenantTx;
 pub use slug::{SchemaName, Slug, SlugError};
+pub use sql::stmt;
 #[cfg(feature = "testing")]
 pub mod testing;

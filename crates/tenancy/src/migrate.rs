@@ -16,8 +16,9 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::registry::{Tenant, stmt};
+use crate::registry::Tenant;
 use crate::slug::SchemaName;
+use crate::sql::{Then, enter_schema, lock_schema, stmt};
 
 /// The ordered migrations every tenant schema receives.
 pub type MigrationSet = Vec<Box<dyn MigrationTrait>>;
@@ -25,23 +26,6 @@ pub type MigrationSet = Vec<Box<dyn MigrationTrait>>;
 /// The tenant migrations shipped in `migrations/tenant`.
 pub fn tenant_migrations() -> MigrationSet {
     migration_tenant::Migrator::migrations()
-}
-
-/// First key of every advisory lock Strata takes on a tenant schema
-/// (`"STRA"` in ASCII); the second key is `hashtext(schema name)`.
-const SCHEMA_LOCK_CLASS: i32 = 0x5354_5241;
-
-/// Waits for the transaction-scoped advisory lock on `schema`.
-pub(crate) async fn lock_schema(
-    txn: &DatabaseTransaction,
-    schema: &SchemaName,
-) -> Result<(), Error> {
-    txn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        [SCHEMA_LOCK_CLASS.into(), schema.as_str().into()],
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Applies the migrations of `set` that `schema` lacks, inside `txn`, and
@@ -52,17 +36,7 @@ pub(crate) async fn apply_pending(
     set: &[Box<dyn MigrationTrait>],
 ) -> Result<Vec<String>, Error> {
     lock_schema(txn, schema).await?;
-    // search_path is the tenant schema alone: if it were missing, an
-    // unqualified CREATE TABLE would fail instead of landing in public.
-    let found = txn
-        .query_one_raw(stmt(
-            "SELECT set_config('search_path', $1, true) FROM pg_namespace WHERE nspname = $2",
-            [schema.quoted().into(), schema.as_str().into()],
-        ))
-        .await?;
-    if found.is_none() {
-        return Err(Error::SchemaMissing(schema.clone()));
-    }
+    enter_schema(txn, schema, Then::Nothing).await?;
     let q = schema.quoted();
     txn.execute_unprepared(&format!(
         "CREATE TABLE IF NOT EXISTS {q}.tenant_migrations (\
@@ -129,11 +103,7 @@ pub async fn rollback_tenant(
     let schema = tenant.schema();
     let txn = db.begin().await?;
     lock_schema(&txn, schema).await?;
-    txn.execute_raw(stmt(
-        "SELECT set_config('search_path', $1, true)",
-        [schema.quoted().into()],
-    ))
-    .await?;
+    enter_schema(&txn, schema, Then::Nothing).await?;
     let q = schema.quoted();
     let rows = txn
         .query_all_raw(stmt(

@@ -5,7 +5,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use uuid::Uuid;
 
 use crate::error::{Error, is_duplicate};
-use crate::registry::stmt;
+use crate::sql::stmt;
 
 /// An operator's id and password hash, for signing in.
 #[derive(Debug, Clone, FromQueryResult)]

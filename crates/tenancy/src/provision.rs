@@ -8,8 +8,9 @@ use uuid::Uuid;
 use crate::error::{Error, is_duplicate};
 use crate::host::normalize;
 use crate::migrate::apply_pending;
-use crate::registry::{Registry, Tenant, stmt};
+use crate::registry::{Registry, Tenant};
 use crate::slug::Slug;
+use crate::sql::stmt;
 
 /// A tenant to create, checked field by field before anything is written.
 #[derive(Debug, Clone)]

@@ -3,16 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement, TransactionTrait,
-    Value,
+    ConnectionTrait, DatabaseConnection, FromQueryResult, Statement, TransactionTrait, Value,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{Error, parse_slug};
 use crate::events::TenantEvents;
-use crate::migrate::lock_schema;
 use crate::slug::{SchemaName, Slug};
+use crate::sql::{lock_schema, stmt};
 
 /// Where a tenant is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,11 +150,6 @@ impl TryFrom<TenantRow> for Tenant {
 
 pub(crate) const TENANT_COLUMNS: &str =
     "t.id, t.slug, t.schema_name, t.display_name, t.status, t.created_at, t.updated_at";
-
-/// A PostgreSQL statement with positional parameters.
-pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 async fn fetch_one(
     db: &impl ConnectionTrait,

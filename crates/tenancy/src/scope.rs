@@ -1,10 +1,11 @@
 //! Tenant-scoped transactions: the only way to reach a tenant's tables.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
 use crate::error::Error;
-use crate::registry::{Tenant, stmt};
+use crate::registry::Tenant;
 use crate::slug::SchemaName;
+use crate::sql::{Then, enter_schema};
 
 /// A transaction whose `search_path` is the tenant's schema, then `public`.
 ///
@@ -21,17 +22,9 @@ impl TenantTx {
     pub async fn begin(db: &DatabaseConnection, tenant: &Tenant) -> Result<Self, Error> {
         let txn = db.begin().await?;
         let schema = tenant.schema().clone();
-        let path = format!("{}, public", schema.quoted());
-        let set = txn
-            .query_one_raw(stmt(
-                "SELECT set_config('search_path', $1, true) \
-                 FROM pg_namespace WHERE nspname = $2",
-                [path.into(), schema.as_str().into()],
-            ))
-            .await?;
-        if set.is_none() {
+        if let Err(e) = enter_schema(&txn, &schema, Then::Public).await {
             txn.rollback().await?;
-            return Err(Error::SchemaMissing(schema));
+            return Err(e);
         }
         Ok(Self { txn, schema })
     }

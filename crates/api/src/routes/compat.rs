@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use sync_engine::models::model;
-use sync_engine::push::{Mutation, Op};
+use sync_engine::push::{Mutation, Op, Status};
 use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -25,8 +25,9 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
-use crate::routes::sync::{LogEntry, run_pull};
+use crate::routes::sync::run_pull;
 use crate::state::AppState;
+use sync_engine::log::{Ending, Entry, Kind};
 
 crate::routes::routes! {
     post "/auth/token/" => token;
@@ -169,30 +170,29 @@ pub async fn push(
         });
     }
 
-    let perms = sync_engine::Permissions::load(tx.conn(), &user.roles).await?;
-    let pushed = sync_engine::push::push(tx.conn(), user.id, &perms, None, &mutations).await?;
+    let pushed = crate::routes::sync::run_push(&tx, &user, None, &mutations).await?;
     let mut processed: BTreeMap<String, LegacyCounts> = BTreeMap::new();
     let mut success = 0u64;
     for (o, name) in pushed.results.iter().zip(&names) {
         let c = processed.entry(name.clone()).or_default();
         match o.status {
-            "created" => {
+            Status::Created => {
                 c.created += 1;
                 success += 1;
             }
-            "updated" => {
+            Status::Updated => {
                 c.updated += 1;
                 success += 1;
             }
             _ => errors.push(json!({
-                "_model": name, "id": o.id, "error": if o.errors.is_empty() { o.status.to_owned() } else { o.errors.join("; ") },
+                "_model": name, "id": o.id, "error": if o.errors.is_empty() { format!("{:?}", o.status).to_lowercase() } else { o.errors.join("; ") },
             })),
         }
     }
-    let entry = LogEntry {
+    let entry = Entry {
         user: user.id,
         client: Some("compat"),
-        kind: "push",
+        kind: Kind::Push,
         counts: processed
             .iter()
             .map(|(m, c)| (m.clone(), c.created + c.updated))
@@ -207,7 +207,15 @@ pub async fn push(
         "error"
     };
     entry
-        .record(&tx, if errors.is_empty() { "ok" } else { "partial" }, None)
+        .record(
+            tx.conn(),
+            if errors.is_empty() {
+                Ending::Ok
+            } else {
+                Ending::Partial
+            },
+            None,
+        )
         .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -229,11 +237,6 @@ pub struct LegacyPull {
     pub batch_size: Option<usize>,
 }
 
-#[derive(FromQueryResult)]
-struct Checkpoint {
-    cursor: String,
-}
-
 /// The cursor a client's timestamp stands for.
 async fn cursor_for(
     tx: &TenantTx,
@@ -252,15 +255,7 @@ async fn cursor_for(
             )
         })?
         .with_timezone(&Utc);
-    let found = Checkpoint::find_by_statement(stmt(
-        "SELECT cursor FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
-         AND (issued_at = $3 OR (complete AND issued_at <= $3)) \
-         ORDER BY (issued_at = $3) DESC, issued_at DESC LIMIT 1",
-        [user.into(), model.into(), at.into()],
-    ))
-    .one(tx.conn())
-    .await?;
-    Ok(found.map(|c| c.cursor))
+    Ok(sync_engine::checkpoints::cursor_at(tx.conn(), user, model, at).await?)
 }
 
 /// Pulls in the package's shape, per model from its `last_sync`.
@@ -308,29 +303,14 @@ pub async fn pull(
                 count += 1;
             }
         }
-        let issued = tx
-            .conn()
-            .query_one_raw(stmt(
-                "INSERT INTO sync_checkpoints (user_id, model, issued_at, cursor, complete) \
-                 VALUES ($1, $2, clock_timestamp(), $3, $4) RETURNING issued_at",
-                [
-                    user.id.into(),
-                    md.name().into(),
-                    state.cursors.encode(&pulled.cursor).into(),
-                    (!pulled.has_more).into(),
-                ],
-            ))
-            .await?
-            .map(|r| r.try_get_by_index::<DateTime<Utc>>(0))
-            .transpose()?
-            .unwrap_or_else(Utc::now);
-        tx.conn()
-            .execute_raw(stmt(
-                "DELETE FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
-                 AND issued_at < now() - interval '30 days'",
-                [user.id.into(), md.name().into()],
-            ))
-            .await?;
+        let issued = sync_engine::checkpoints::issue(
+            tx.conn(),
+            user.id,
+            md.name(),
+            &state.cursors.encode(&pulled.cursor),
+            !pulled.has_more,
+        )
+        .await?;
         counts.insert(md.name().to_owned(), count as u64);
         metadata.insert(
             name.clone(),
@@ -343,14 +323,14 @@ pub async fn pull(
         );
     }
     let total = data.len();
-    LogEntry {
+    Entry {
         user: user.id,
         client: Some("compat"),
-        kind: "pull",
+        kind: Kind::Pull,
         counts,
         started,
     }
-    .record(&tx, "ok", None)
+    .record(tx.conn(), Ending::Ok, None)
     .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({

@@ -21,7 +21,6 @@ pub(crate) use routes;
 
 pub mod auth;
 pub mod compat;
-pub mod crud;
 pub mod health;
 pub mod offline;
 pub mod platform;

@@ -9,20 +9,21 @@ use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use sync_engine::models::model;
-use sync_engine::push::{Mutation, Op, Pushed};
-use tenancy::{TenantTx, stmt};
+use sync_engine::push::{Mutation, Op, Pushed, Status};
+use tenancy::TenantTx;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
-use crate::routes::sync::{LogEntry, MAX_PAGE, models, run_pull};
+use crate::routes::sync::{log_failure, models, run_pull};
 use crate::state::AppState;
+use sync_engine::log::{Ending, Entry, Kind};
+use sync_engine::pull::MAX_PAGE;
 
 crate::routes::routes! {
     post "/sync/watermelon/pull" => watermelon_pull;
@@ -63,8 +64,7 @@ fn uuid_of(v: Option<&serde_json::Value>) -> Result<Uuid, ApiError> {
 }
 
 async fn apply(tx: &TenantTx, user: &AuthUser, mutations: &[Mutation]) -> Result<Pushed, ApiError> {
-    let perms = sync_engine::Permissions::load(tx.conn(), &user.roles).await?;
-    Ok(sync_engine::push::push(tx.conn(), user.id, &perms, None, mutations).await?)
+    crate::routes::sync::run_push(tx, user, None, mutations).await
 }
 
 fn counts(pushed: &Pushed) -> BTreeMap<String, u64> {
@@ -82,11 +82,6 @@ pub struct WatermelonPull {
     /// Tables to pull; all when absent.
     #[serde(default)]
     pub tables: Vec<String>,
-}
-
-#[derive(FromQueryResult)]
-struct Checkpoint {
-    cursor: String,
 }
 
 /// WatermelonDB pullChanges: every change since `last_pulled_at`.
@@ -116,14 +111,7 @@ pub async fn watermelon_pull(
             let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
                 ApiError::field("last_pulled_at", "is not a timestamp this server issued")
             })?;
-            let found = Checkpoint::find_by_statement(stmt(
-                "SELECT cursor FROM sync_checkpoints WHERE user_id = $1 AND model = $2 \
-                 AND complete AND issued_at <= $3 ORDER BY issued_at DESC LIMIT 1",
-                [user.id.into(), key.clone().into(), at.into()],
-            ))
-            .one(tx.conn())
-            .await?;
-            found.map(|c| c.cursor)
+            sync_engine::checkpoints::complete_before(tx.conn(), user.id, &key, at).await?
         }
     };
     let mut changes: BTreeMap<&'static str, serde_json::Value> = BTreeMap::new();
@@ -168,26 +156,15 @@ pub async fn watermelon_pull(
         }
         cursor = Some(encoded);
     };
-    let issued: DateTime<Utc> = tx
-        .conn()
-        .query_one_raw(stmt(
-            "INSERT INTO sync_checkpoints (user_id, model, issued_at, cursor, complete) \
-             VALUES ($1, $2, date_trunc('milliseconds', clock_timestamp()) + \
-                     (random() * 999)::int * interval '1 microsecond', $3, true) RETURNING issued_at",
-            [user.id.into(), key.into(), last.into()],
-        ))
-        .await?
-        .map(|r| r.try_get_by_index(0))
-        .transpose()?
-        .unwrap_or_else(Utc::now);
-    LogEntry {
+    let issued = sync_engine::checkpoints::issue_complete(tx.conn(), user.id, &key, &last).await?;
+    Entry {
         user: user.id,
         client: Some("watermelondb"),
-        kind: "pull",
+        kind: Kind::Pull,
         counts: changes.keys().map(|k| ((*k).to_owned(), 0)).collect(),
         started,
     }
-    .record(&tx, "ok", None)
+    .record(tx.conn(), Ending::Ok, None)
     .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -263,16 +240,16 @@ pub async fn watermelon_push(
     }
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let pushed = apply(&tx, &user, &mutations).await?;
-    let entry = LogEntry {
+    let entry = Entry {
         user: user.id,
         client: Some("watermelondb"),
-        kind: "push",
+        kind: Kind::Push,
         counts: counts(&pushed),
         started,
     };
     if !pushed.complete {
         tx.rollback().await?;
-        let failed = pushed.results.iter().any(|o| o.status == "failed");
+        let failed = pushed.results.iter().any(|o| o.status == Status::Failed);
         let detail = json!({ "applied": false, "results": pushed.results });
         let err = if failed {
             ApiError::BadBody(detail.to_string())
@@ -281,14 +258,14 @@ pub async fn watermelon_push(
                 "records changed on the server since your last pull; pull and push again".into(),
             )
         };
-        let _ = entry.failed(&state, &tenant, err).await;
+        let _ = log_failure(&state, &tenant, &entry, err).await;
         return Ok(if failed {
             HttpResponse::UnprocessableEntity().json(detail)
         } else {
             HttpResponse::Conflict().json(detail)
         });
     }
-    entry.record(&tx, "ok", None).await?;
+    entry.record(tx.conn(), Ending::Ok, None).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "applied": true, "summary": pushed.summary })))
 }
@@ -342,14 +319,14 @@ pub async fn rxdb_pull(
         );
         n += c.len();
     }
-    LogEntry {
+    Entry {
         user: user.id,
         client: Some("rxdb"),
-        kind: "pull",
+        kind: Kind::Pull,
         counts: BTreeMap::from([(md.name().to_owned(), n as u64)]),
         started,
     }
-    .record(&tx, "ok", None)
+    .record(tx.conn(), Ending::Ok, None)
     .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -412,7 +389,7 @@ pub async fn rxdb_push(
     }
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let pushed = apply(&tx, &user, &mutations).await?;
-    if let Some(bad) = pushed.results.iter().find(|o| o.status == "failed") {
+    if let Some(bad) = pushed.results.iter().find(|o| o.status == Status::Failed) {
         tx.rollback().await?;
         return Err(ApiError::field(
             &format!("{}", bad.id),
@@ -422,7 +399,7 @@ pub async fn rxdb_push(
     let conflicts: Vec<serde_json::Value> = pushed
         .results
         .iter()
-        .filter(|o| o.status == "conflict")
+        .filter(|o| o.status == Status::Conflict)
         .filter_map(|o| o.server.clone())
         .map(|mut doc| {
             if let Some(obj) = doc.as_object_mut() {
@@ -431,19 +408,19 @@ pub async fn rxdb_push(
             doc
         })
         .collect();
-    LogEntry {
+    Entry {
         user: user.id,
         client: Some("rxdb"),
-        kind: "push",
+        kind: Kind::Push,
         counts: counts(&pushed),
         started,
     }
     .record(
-        &tx,
+        tx.conn(),
         if conflicts.is_empty() {
-            "ok"
+            Ending::Ok
         } else {
-            "partial"
+            Ending::Partial
         },
         None,
     )

@@ -1,0 +1,66 @@
+//! The SQL helpers every tenancy module shares: statements, the schema
+//! lock, and the one place that points `search_path` at a tenant schema
+//! (after checking that it exists: PostgreSQL would otherwise fall through
+//! to the next schema on the path).
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+
+use crate::error::Error;
+use crate::slug::SchemaName;
+
+/// A PostgreSQL statement with positional parameters.
+pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// First key of every advisory lock Strata takes on a tenant schema
+/// (`"STRA"` in ASCII); the second key is `hashtext(schema name)`.
+const SCHEMA_LOCK_CLASS: i32 = 0x5354_5241;
+
+/// Waits for the transaction-scoped advisory lock on `schema`.
+pub(crate) async fn lock_schema(
+    txn: &DatabaseTransaction,
+    schema: &SchemaName,
+) -> Result<(), Error> {
+    txn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [SCHEMA_LOCK_CLASS.into(), schema.as_str().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// What follows the tenant schema on the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Then {
+    /// `public` (requests: shared functions resolve).
+    Public,
+    /// Nothing (migrations: an unqualified name lands in the tenant's
+    /// schema or fails, never in `public`).
+    Nothing,
+}
+
+/// Sets `search_path` to `schema` for the rest of `txn` (`SET LOCAL`:
+/// it ends with the transaction, so it never leaks to the next user of a
+/// pooled connection). Fails with [`Error::SchemaMissing`] when the schema
+/// does not exist.
+pub(crate) async fn enter_schema(
+    txn: &DatabaseTransaction,
+    schema: &SchemaName,
+    then: Then,
+) -> Result<(), Error> {
+    let path = match then {
+        Then::Public => format!("{}, public", schema.quoted()),
+        Then::Nothing => schema.quoted(),
+    };
+    let set = txn
+        .query_one_raw(stmt(
+            "SELECT set_config('search_path', $1, true) FROM pg_namespace WHERE nspname = $2",
+            [path.into(), schema.as_str().into()],
+        ))
+        .await?;
+    if set.is_none() {
+        return Err(Error::SchemaMissing(schema.clone()));
+    }
+    Ok(())
+}
