@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use tenancy::{Registry, Resolver, TenantEvents};
+use utoipa_actix_web::AppExt;
 
 use crate::auth::TokenKeys;
 use crate::configuration::Settings;
@@ -91,8 +92,11 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let document = crate::openapi::document();
         let server = HttpServer::new(move || {
             App::new()
+                .service(crate::openapi::swagger_ui(document.clone()))
+                .into_utoipa_app()
                 .app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default().limit(JSON_LIMIT).error_handler(
@@ -116,10 +120,10 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|_, _| ApiError::NotFound("record").into()),
                 )
+                .configure(crate::routes::config)
+                .into_app()
                 .wrap(Compress::default())
                 .wrap(from_fn(request_span))
-                .service(crate::openapi::swagger_ui())
-                .configure(crate::routes::config)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
                 }))

@@ -4,6 +4,7 @@
 
 pub mod operator;
 pub mod sessions;
+pub mod sign_in;
 pub mod throttle;
 pub mod tokens;
 pub mod user;

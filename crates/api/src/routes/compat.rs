@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
@@ -29,10 +29,9 @@ use crate::routes::sync::run_pull;
 use crate::state::AppState;
 use sync_engine::log::{Ending, Entry, Kind};
 
-crate::routes::routes! {
-    post "/auth/token/" => token;
-    post "/push/" => push;
-    post "/pull/" => pull;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(token).service(push).service(pull);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -43,8 +42,9 @@ pub struct LegacyTokenRequest {
 }
 
 /// Signs in; answers in the package's shape (plus a refresh token).
-#[utoipa::path(post, path = "/api/sync/auth/token/", tag = "sync (compatible)",
+#[utoipa::path(tag = "sync (compatible)",
     request_body = LegacyTokenRequest, responses((status = 200), (status = 401), (status = 429)))]
+#[post("/auth/token/")]
 pub async fn token(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -53,7 +53,7 @@ pub async fn token(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let (tokens, user) =
-        crate::routes::auth::sign_in(&state, &tenant, &req, &b.username, b.password).await?;
+        crate::auth::sign_in::sign_in(&state, &tenant, &req, &b.username, b.password).await?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let roles = domain::users::roles_of(tx.conn(), user).await?;
     tx.commit().await?;
@@ -85,9 +85,10 @@ struct LegacyCounts {
 
 /// Pushes records in the package's shape: a record with the id of an
 /// existing record updates it (last writer wins), any other creates one.
-#[utoipa::path(post, path = "/api/sync/push/", tag = "sync (compatible)",
+#[utoipa::path(tag = "sync (compatible)",
     request_body = LegacyPush, responses((status = 200), (status = 403), (status = 413)),
     security(("bearer" = [])))]
+#[post("/push/")]
 pub async fn push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -259,9 +260,10 @@ async fn cursor_for(
 }
 
 /// Pulls in the package's shape, per model from its `last_sync`.
-#[utoipa::path(post, path = "/api/sync/pull/", tag = "sync (compatible)",
+#[utoipa::path(tag = "sync (compatible)",
     request_body = LegacyPull, responses((status = 200), (status = 403), (status = 422)),
     security(("bearer" = [])))]
+#[post("/pull/")]
 pub async fn pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,

@@ -2,24 +2,26 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
 use crate::state::AppState;
 
-crate::routes::routes! {
-    get "/health" => health;
-    get "/ready" => ready;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(health).service(ready);
 }
 
 /// The process is up and serving HTTP (any host).
-#[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200)))]
+#[utoipa::path(tag = "probes", responses((status = 200)))]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// PostgreSQL and Redis both answer within a second; 503 otherwise (any host).
-#[utoipa::path(get, path = "/ready", tag = "probes", responses((status = 200), (status = 503)))]
+#[utoipa::path(tag = "probes", responses((status = 200), (status = 503)))]
+#[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let limit = Duration::from_secs(1);
     let postgres = matches!(

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, json};
@@ -25,11 +25,12 @@ use crate::state::AppState;
 use sync_engine::log::{Ending, Entry, Kind};
 use sync_engine::pull::MAX_PAGE;
 
-crate::routes::routes! {
-    post "/sync/watermelon/pull" => watermelon_pull;
-    post "/sync/watermelon/push" => watermelon_push;
-    post "/sync/rxdb/{model}/pull" => rxdb_pull;
-    post "/sync/rxdb/{model}/push" => rxdb_push;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(watermelon_pull)
+        .service(watermelon_push)
+        .service(rxdb_pull)
+        .service(rxdb_push);
 }
 
 /// Most records one WatermelonDB pull returns (it has no paging).
@@ -85,8 +86,9 @@ pub struct WatermelonPull {
 }
 
 /// WatermelonDB pullChanges: every change since `last_pulled_at`.
-#[utoipa::path(post, path = "/api/v1/sync/watermelon/pull", tag = "sync (clients)",
+#[utoipa::path(tag = "sync (clients)",
     request_body = WatermelonPull, responses((status = 200)), security(("bearer" = [])))]
+#[post("/sync/watermelon/pull")]
 pub async fn watermelon_pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -196,9 +198,10 @@ pub struct WatermelonTable {
 /// WatermelonDB pushChanges: all or nothing. A change made against a
 /// version the server has since moved past answers 409, and the client
 /// pulls and tries again.
-#[utoipa::path(post, path = "/api/v1/sync/watermelon/push", tag = "sync (clients)",
+#[utoipa::path(tag = "sync (clients)",
     request_body = WatermelonPush, responses((status = 200), (status = 409), (status = 422)),
     security(("bearer" = [])))]
+#[post("/sync/watermelon/push")]
 pub async fn watermelon_push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -279,9 +282,10 @@ pub struct RxdbPull {
 
 /// RxDB pull handler: documents since the checkpoint, deletes as
 /// `{"id", "_deleted": true}`.
-#[utoipa::path(post, path = "/api/v1/sync/rxdb/{model}/pull", tag = "sync (clients)",
+#[utoipa::path(tag = "sync (clients)",
     request_body = RxdbPull, params(("model" = String, Path)),
     responses((status = 200)), security(("bearer" = [])))]
+#[post("/sync/rxdb/{model}/pull")]
 pub async fn rxdb_pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -346,9 +350,10 @@ pub struct RxdbRow {
 
 /// RxDB push handler: applies the rows and answers the server's documents
 /// for the rows in conflict.
-#[utoipa::path(post, path = "/api/v1/sync/rxdb/{model}/push", tag = "sync (clients)",
+#[utoipa::path(tag = "sync (clients)",
     request_body = Vec<RxdbRow>, params(("model" = String, Path)),
     responses((status = 200), (status = 422)), security(("bearer" = [])))]
+#[post("/sync/rxdb/{model}/push")]
 pub async fn rxdb_push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,

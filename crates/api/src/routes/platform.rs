@@ -1,6 +1,6 @@
 //! Platform routes, served on the bare base domain only.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use domain::FieldErrors;
 use domain::password::Password;
 use domain::validation::{email, text};
@@ -15,10 +15,9 @@ use crate::error::ApiError;
 use crate::middleware::tenant::PlatformHost;
 use crate::state::AppState;
 
-crate::routes::routes! {
-    post "/platform/signup" => signup;
-    post "/platform/auth/token" => operator_token;
-    get "/platform/tenants" => tenants;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(signup).service(operator_token).service(tenants);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -30,9 +29,10 @@ pub struct OperatorTokenResponse {
 
 /// Signs a platform operator in (on the platform domain). Operator tokens
 /// are short-lived and have no refresh token.
-#[utoipa::path(post, path = "/api/v1/platform/auth/token", tag = "platform",
+#[utoipa::path(tag = "platform",
     request_body = crate::routes::auth::TokenRequest,
     responses((status = 200, body = OperatorTokenResponse), (status = 401), (status = 429)))]
+#[post("/platform/auth/token")]
 pub async fn operator_token(
     state: web::Data<AppState>,
     _platform: PlatformHost,
@@ -87,9 +87,10 @@ pub struct TenantSummary {
 }
 
 /// Every tenant (platform operators only).
-#[utoipa::path(get, path = "/api/v1/platform/tenants", tag = "platform",
+#[utoipa::path(tag = "platform",
     responses((status = 200, body = Vec<TenantSummary>), (status = 401)),
     security(("bearer" = [])))]
+#[get("/platform/tenants")]
 pub async fn tenants(
     state: web::Data<AppState>,
     _operator: Operator,
@@ -133,9 +134,10 @@ pub struct SignupResponse {
 
 /// Creates a tenant and its first administrator in one transaction (on the
 /// platform domain).
-#[utoipa::path(post, path = "/api/v1/platform/signup", tag = "platform",
+#[utoipa::path(tag = "platform",
     request_body = SignupRequest,
     responses((status = 201, body = SignupResponse), (status = 404), (status = 409), (status = 422)))]
+#[post("/platform/signup")]
 pub async fn signup(
     state: web::Data<AppState>,
     _platform: PlatformHost,

@@ -236,9 +236,9 @@ pub(crate) use record_schemas;
 /// `GET/PATCH/DELETE $item`, in module `$module`.
 macro_rules! record_routes {
     ($module:ident, $spec:path, $tag:literal, $coll:literal, $item:literal,
-     $rel_coll:literal, $rel_item:literal, $record:ident, $create:ident, $patch:ident, $query:ident) => {
+     $record:ident, $create:ident, $patch:ident, $query:ident) => {
         pub mod $module {
-            use actix_web::{HttpRequest, HttpResponse, web};
+            use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
             use uuid::Uuid;
 
             use crate::auth::AuthUser;
@@ -250,10 +250,11 @@ macro_rules! record_routes {
             generic::record_schemas!($spec, $record, $create, $patch, $query);
 
             /// List, filtered, ordered and paged by cursor.
-            #[utoipa::path(get, path = $coll, tag = $tag, params($query),
+            #[utoipa::path(tag = $tag, params($query),
                 responses((status = 200, body = Page<$record>), (status = 400), (status = 401),
                           (status = 403), (status = 422)),
                 security(("bearer" = [])))]
+            #[get($coll)]
             pub async fn list(
                 state: web::Data<AppState>,
                 tenant: CurrentTenant,
@@ -264,10 +265,11 @@ macro_rules! record_routes {
             }
 
             /// One record.
-            #[utoipa::path(get, path = $item, tag = $tag,
+            #[utoipa::path(tag = $tag,
                 params(("id" = Uuid, Path)),
                 responses((status = 200, body = $record), (status = 403), (status = 404)),
                 security(("bearer" = [])))]
+            #[get($item)]
             pub async fn show(
                 state: web::Data<AppState>,
                 tenant: CurrentTenant,
@@ -278,10 +280,11 @@ macro_rules! record_routes {
             }
 
             /// Create a record.
-            #[utoipa::path(post, path = $coll, tag = $tag, request_body = $create,
+            #[utoipa::path(tag = $tag, request_body = $create,
                 responses((status = 201, body = $record), (status = 400), (status = 403),
                           (status = 409), (status = 422)),
                 security(("bearer" = [])))]
+            #[post($coll)]
             pub async fn create(
                 state: web::Data<AppState>,
                 tenant: CurrentTenant,
@@ -292,11 +295,12 @@ macro_rules! record_routes {
             }
 
             /// Change a record made at a known version (If-Match or `version`).
-            #[utoipa::path(patch, path = $item, tag = $tag, request_body = $patch,
+            #[utoipa::path(tag = $tag, request_body = $patch,
                 params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
                 responses((status = 200, body = $record), (status = 400), (status = 403),
                           (status = 404), (status = 412), (status = 422)),
                 security(("bearer" = [])))]
+            #[patch($item)]
             pub async fn update(
                 state: web::Data<AppState>,
                 tenant: CurrentTenant,
@@ -310,10 +314,11 @@ macro_rules! record_routes {
             }
 
             /// Delete a record.
-            #[utoipa::path(delete, path = $item, tag = $tag,
+            #[utoipa::path(tag = $tag,
                 params(("id" = Uuid, Path)),
                 responses((status = 204), (status = 403), (status = 404), (status = 409)),
                 security(("bearer" = [])))]
+            #[delete($item)]
             pub async fn remove(
                 state: web::Data<AppState>,
                 tenant: CurrentTenant,
@@ -323,12 +328,13 @@ macro_rules! record_routes {
                 generic::remove(&state, &tenant, &user, &$spec, *id).await
             }
 
-            crate::routes::routes! {
-                get $rel_coll => list;
-                post $rel_coll => create;
-                get $rel_item => show;
-                patch $rel_item => update;
-                delete $rel_item => remove;
+            /// Registers the model's routes, each with its OpenAPI entry.
+            pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+                cfg.service(list)
+                    .service(create)
+                    .service(show)
+                    .service(update)
+                    .service(remove);
             }
         }
     };
@@ -338,8 +344,6 @@ record_routes!(
     branches,
     domain::record::BRANCHES,
     "branches",
-    "/api/v1/branches",
-    "/api/v1/branches/{id}",
     "/branches",
     "/branches/{id}",
     Branch,
@@ -351,8 +355,6 @@ record_routes!(
     clients,
     domain::record::CLIENTS,
     "clients",
-    "/api/v1/clients",
-    "/api/v1/clients/{id}",
     "/clients",
     "/clients/{id}",
     Client,
@@ -364,8 +366,6 @@ record_routes!(
     contacts,
     domain::record::CONTACTS,
     "contacts",
-    "/api/v1/contacts",
-    "/api/v1/contacts/{id}",
     "/contacts",
     "/contacts/{id}",
     Contact,
@@ -377,8 +377,6 @@ record_routes!(
     tasks,
     domain::record::TASKS,
     "tasks",
-    "/api/v1/tasks",
-    "/api/v1/tasks/{id}",
     "/tasks",
     "/tasks/{id}",
     Task,
@@ -390,8 +388,6 @@ record_routes!(
     notes,
     domain::record::NOTES,
     "notes",
-    "/api/v1/notes",
-    "/api/v1/notes/{id}",
     "/notes",
     "/notes/{id}",
     Note,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use domain::roles::{Action, Area};
 use serde::{Deserialize, Serialize};
 use sync_engine::SyncError;
@@ -21,16 +21,17 @@ use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
 
-crate::routes::routes! {
-    post "/sync/pull" => pull;
-    post "/sync/push" => push;
-    get "/sync/permissions" => permissions;
-    put "/sync/permissions" => set_permissions;
-    get "/sync/filters" => filters;
-    post "/sync/filters" => add_filter;
-    delete "/sync/filters/{id}" => remove_filter;
-    get "/sync/log" => log;
-    get "/sync/state" => state_of_caller;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(pull)
+        .service(push)
+        .service(permissions)
+        .service(set_permissions)
+        .service(filters)
+        .service(add_filter)
+        .service(remove_filter)
+        .service(log)
+        .service(state_of_caller);
 }
 
 impl From<SyncError> for ApiError {
@@ -127,9 +128,10 @@ pub async fn run_pull(
 }
 
 /// Pulls the changes since a cursor.
-#[utoipa::path(post, path = "/api/v1/sync/pull", tag = "sync", request_body = PullRequest,
+#[utoipa::path(tag = "sync", request_body = PullRequest,
     responses((status = 200, body = PullResponse), (status = 403), (status = 410), (status = 422)),
     security(("bearer" = [])))]
+#[post("/sync/pull")]
 pub async fn pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -212,9 +214,10 @@ pub async fn run_push(
 }
 
 /// Pushes a batch of mutations.
-#[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", request_body = PushRequest,
+#[utoipa::path(tag = "sync", request_body = PushRequest,
     responses((status = 200, body = PushResponse), (status = 403), (status = 409), (status = 413), (status = 422)),
     security(("bearer" = [])))]
+#[post("/sync/push")]
 pub async fn push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -275,9 +278,15 @@ where
     Ok(out)
 }
 
+async fn matrix(state: &AppState, tenant: &CurrentTenant) -> Result<HttpResponse, ApiError> {
+    let rows = read(state, tenant, async |tx| settings::grants(tx.conn()).await).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
 /// The access matrix of roles by models (Administrators).
-#[utoipa::path(get, path = "/api/v1/sync/permissions", tag = "sync",
+#[utoipa::path(tag = "sync",
     responses((status = 200, body = Vec<Grant>)), security(("bearer" = [])))]
+#[get("/sync/permissions")]
 pub async fn permissions(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -292,9 +301,10 @@ pub async fn permissions(
 }
 
 /// Sets cells of the matrix (Administrators).
-#[utoipa::path(put, path = "/api/v1/sync/permissions", tag = "sync",
+#[utoipa::path(tag = "sync",
     request_body = Vec<Grant>,
     responses((status = 200, body = Vec<Grant>), (status = 422)), security(("bearer" = [])))]
+#[put("/sync/permissions")]
 pub async fn set_permissions(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -305,12 +315,13 @@ pub async fn set_permissions(
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     settings::set_grants(tx.conn(), &body).await?;
     tx.commit().await?;
-    permissions(state, tenant, user).await
+    matrix(&state, &tenant).await
 }
 
 /// Row filters (Administrators).
-#[utoipa::path(get, path = "/api/v1/sync/filters", tag = "sync",
+#[utoipa::path(tag = "sync",
     responses((status = 200, body = Vec<Filter>)), security(("bearer" = [])))]
+#[get("/sync/filters")]
 pub async fn filters(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -325,8 +336,9 @@ pub async fn filters(
 }
 
 /// Adds a row filter (Administrators).
-#[utoipa::path(post, path = "/api/v1/sync/filters", tag = "sync", request_body = Filter,
+#[utoipa::path(tag = "sync", request_body = Filter,
     responses((status = 201, body = Filter), (status = 422)), security(("bearer" = [])))]
+#[post("/sync/filters")]
 pub async fn add_filter(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -341,8 +353,9 @@ pub async fn add_filter(
 }
 
 /// Removes a row filter (Administrators).
-#[utoipa::path(delete, path = "/api/v1/sync/filters/{id}", tag = "sync",
+#[utoipa::path(tag = "sync",
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
+#[delete("/sync/filters/{id}")]
 pub async fn remove_filter(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -373,8 +386,9 @@ pub struct LogQuery {
 }
 
 /// The sync log, newest first (Administrators).
-#[utoipa::path(get, path = "/api/v1/sync/log", tag = "sync", params(LogQuery),
+#[utoipa::path(tag = "sync", params(LogQuery),
     responses((status = 200, body = Vec<Line>)), security(("bearer" = [])))]
+#[get("/sync/log")]
 pub async fn log(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -395,8 +409,9 @@ pub async fn log(
 }
 
 /// The caller's last sync time and counts per model.
-#[utoipa::path(get, path = "/api/v1/sync/state", tag = "sync",
+#[utoipa::path(tag = "sync",
     responses((status = 200, body = Vec<ModelState>)), security(("bearer" = [])))]
+#[get("/sync/state")]
 pub async fn state_of_caller(
     state: web::Data<AppState>,
     tenant: CurrentTenant,

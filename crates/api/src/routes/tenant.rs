@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use sea_orm::FromQueryResult;
 use serde::Serialize;
@@ -13,9 +13,9 @@ use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
 
-crate::routes::routes! {
-    get "/tenant" => show;
-    get "/tenant/stats" => stats;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(show).service(stats);
 }
 
 /// A custom domain of the tenant.
@@ -37,8 +37,9 @@ pub struct TenantInfo<'a> {
 }
 
 /// The tenant this host resolves to.
-#[utoipa::path(get, path = "/api/v1/tenant", tag = "tenant",
+#[utoipa::path(tag = "tenant",
     responses((status = 200, body = TenantInfo), (status = 403), (status = 404)))]
+#[get("/tenant")]
 pub async fn show(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -91,8 +92,9 @@ const COUNTS_SQL: &str = "SELECT current_schema()::text AS schema, \
     (SELECT count(*) FROM notes) AS notes";
 
 /// Row counts per table of the tenant's schema.
-#[utoipa::path(get, path = "/api/v1/tenant/stats", tag = "tenant",
+#[utoipa::path(tag = "tenant",
     responses((status = 200, body = Stats), (status = 403), (status = 404)))]
+#[get("/tenant/stats")]
 pub async fn stats(
     state: web::Data<AppState>,
     tenant: CurrentTenant,

@@ -4,7 +4,7 @@
 //! are the extras only this path offers. The last active administrator is
 //! kept by the tenant schema itself, whoever writes.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use domain::password::Password;
 use domain::record::USERS;
 use domain::service;
@@ -22,14 +22,15 @@ use crate::middleware::tenant::CurrentTenant;
 use crate::routes::records::{self, Acting, Body, Page, permissions, take_id, with_etag};
 use crate::state::AppState;
 
-crate::routes::routes! {
-    get "/users" => list;
-    post "/users" => create;
-    get "/users/{id}" => show;
-    patch "/users/{id}" => update;
-    delete "/users/{id}" => remove;
-    put "/users/{id}/roles" => set_roles;
-    get "/roles" => roles;
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(show)
+        .service(update)
+        .service(remove)
+        .service(set_roles)
+        .service(roles);
 }
 
 records::record_schemas!(USERS, User, UserRecordCreate, UserRecordPatch, UserQuery);
@@ -96,9 +97,10 @@ async fn hash(password: Password) -> Result<String, ApiError> {
 }
 
 /// GET /api/v1/users
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
+#[utoipa::path(tag = "users", params(UserQuery),
     responses((status = 200, body = Page<User>), (status = 400), (status = 422)),
     security(("bearer" = [])))]
+#[get("/users")]
 pub async fn list(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -109,8 +111,9 @@ pub async fn list(
 }
 
 /// GET /api/v1/users/{id}
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(tag = "users",
     responses((status = 200, body = User), (status = 404)), security(("bearer" = [])))]
+#[get("/users/{id}")]
 pub async fn show(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -121,9 +124,10 @@ pub async fn show(
 }
 
 /// POST /api/v1/users (Administrators)
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserCreate,
+#[utoipa::path(tag = "users", request_body = UserCreate,
     responses((status = 201, body = User), (status = 403), (status = 409), (status = 422)),
     security(("bearer" = [])))]
+#[post("/users")]
 pub async fn create(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -133,7 +137,7 @@ pub async fn create(
     let mut body = body.into_inner();
     let id = take_id(&mut body)?;
     let password = take_password(&mut body)?;
-    let roles = match body.remove("roles") {
+    let role_names = match body.remove("roles") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
             serde_json::from_value::<Vec<String>>(v)
@@ -144,7 +148,7 @@ pub async fn create(
     let (tx, actor) = (&a.tx, a.actor());
     let (created, _) = service::create(tx.conn(), &USERS, &actor, id, &body).await?;
     let id = record_id(&created)?;
-    if let Some(names) = roles {
+    if let Some(names) = role_names {
         users_service::set_roles(tx.conn(), id, &names).await?;
     }
     if let Some(p) = password {
@@ -166,9 +170,10 @@ fn record_id(json: &str) -> Result<Uuid, ApiError> {
 }
 
 /// PATCH /api/v1/users/{id} (Administrators)
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
+#[utoipa::path(tag = "users", request_body = UserPatch,
     responses((status = 200, body = User), (status = 409), (status = 412), (status = 422)),
     security(("bearer" = [])))]
+#[patch("/users/{id}")]
 pub async fn update(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -193,8 +198,9 @@ pub async fn update(
 }
 
 /// DELETE /api/v1/users/{id} (Administrators)
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(tag = "users",
     responses((status = 204), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[delete("/users/{id}")]
 pub async fn remove(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -211,9 +217,10 @@ pub struct RolesBody {
 }
 
 /// PUT /api/v1/users/{id}/roles (Administrators): replaces the user's roles.
-#[utoipa::path(put, path = "/api/v1/users/{id}/roles", tag = "users", request_body = RolesBody,
+#[utoipa::path(tag = "users", request_body = RolesBody,
     responses((status = 200, body = User), (status = 409), (status = 422)),
     security(("bearer" = [])))]
+#[put("/users/{id}/roles")]
 pub async fn set_roles(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
@@ -240,8 +247,9 @@ pub struct RoleOut {
 }
 
 /// GET /api/v1/roles
-#[utoipa::path(get, path = "/api/v1/roles", tag = "users",
+#[utoipa::path(tag = "users",
     responses((status = 200, body = Vec<RoleOut>)), security(("bearer" = [])))]
+#[get("/roles")]
 pub async fn roles(
     state: web::Data<AppState>,
     tenant: CurrentTenant,

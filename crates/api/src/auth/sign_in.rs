@@ -1,0 +1,102 @@
+//! Signing a tenant user in: credentials checked against the throttle,
+//! a new session, and its tokens. Every sign-in route calls this.
+
+use actix_web::{HttpRequest, web};
+use domain::password;
+use sea_orm::{ConnectionTrait, FromQueryResult};
+use serde::Serialize;
+use tenancy::{TenantTx, stmt};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::sessions;
+use crate::auth::throttle::Throttle;
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+#[derive(FromQueryResult)]
+struct Credentials {
+    id: Uuid,
+    password_hash: Option<String>,
+    is_active: bool,
+}
+
+/// Issues an access token and the next refresh token of session `family`.
+pub async fn tokens_for(
+    state: &AppState,
+    tx: &TenantTx,
+    tenant: Uuid,
+    user: Uuid,
+    family: Uuid,
+) -> Result<TokenResponse, ApiError> {
+    let roles = domain::users::roles_of(tx.conn(), user).await?;
+    let refresh_token = sessions::issue(tx, user, family, state.tokens.refresh_ttl_secs).await?;
+    let access_token = state.tokens.issue(user, tenant, family, roles)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_secs,
+        refresh_token,
+    })
+}
+
+/// Checks a tenant user's credentials (throttled) and starts a session;
+/// the tokens and the user's id.
+pub async fn sign_in(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    req: &HttpRequest,
+    email: &str,
+    password: String,
+) -> Result<(TokenResponse, Uuid), ApiError> {
+    let email = email.trim().to_lowercase();
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let throttle = Throttle::new(&state.kv, tenant.0.id(), &email, &address, &state.auth);
+    throttle.check().await?;
+
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let found = Credentials::find_by_statement(stmt(
+        "SELECT id, password_hash, is_active FROM users WHERE lower(email) = $1",
+        [email.clone().into()],
+    ))
+    .one(tx.conn())
+    .await?;
+    let hash = found
+        .as_ref()
+        .and_then(|c| c.password_hash.clone())
+        .unwrap_or_else(|| password::dummy_hash().to_owned());
+    let matches = web::block(move || password::verify(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = match found {
+        Some(c) if matches && c.is_active && c.password_hash.is_some() => c.id,
+        _ => {
+            tx.rollback().await?;
+            throttle.failed().await?;
+            return Err(ApiError::Unauthorized("wrong e-mail address or password"));
+        }
+    };
+    throttle.succeeded().await?;
+    tx.conn()
+        .execute_raw(stmt(
+            "UPDATE users SET last_login_at = now() WHERE id = $1",
+            [user.into()],
+        ))
+        .await?;
+    let response = tokens_for(state, &tx, tenant.0.id(), user, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    Ok((response, user))
+}
