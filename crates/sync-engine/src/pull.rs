@@ -186,7 +186,7 @@ pub async fn pull(
                  coalesce(json_agg(data ORDER BY rn) FILTER ( \
                      WHERE rn < ${lim} AND data IS NOT NULL AND NOT (is_new OR ${init})), '[]')::text AS updated, \
                  coalesce(json_agg(record_id ORDER BY rn) FILTER ( \
-                     WHERE rn < ${lim} AND data IS NULL AND NOT (is_new OR ${init})), '[]')::text AS deleted, \
+                     WHERE rn < ${lim} AND data IS NULL AND NOT ${init}), '[]')::text AS deleted, \
                  count(*) AS fetched, \
                  (array_agg(txid::text ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_txid, \
                  (array_agg(record_id ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_id \

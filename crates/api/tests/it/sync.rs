@@ -909,3 +909,49 @@ async fn the_seed_package_protocol_is_served() {
     .expect("pull");
     assert_eq!(res.status(), 422);
 }
+
+#[tokio::test]
+async fn a_record_deleted_elsewhere_reaches_the_device_that_created_it() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let (device, _) = user(&a, "field", &["Sales"]).await;
+
+    // The device syncs, then creates a record and pushes it without pulling.
+    let before = device.pull(None, &["clients"], 100).await;
+    let cursor = before["cursor"].as_str().expect("cursor").to_owned();
+    let id = Uuid::new_v4();
+    let (s, body) = device
+        .push(
+            "device-1",
+            json!([{ "mutation_id": 1, "op": "create", "model": "clients", "id": id, "fields": { "name": "Mine" } }]),
+        )
+        .await;
+    assert_eq!(
+        (s, body["results"][0]["status"].clone()),
+        (200, json!("created"))
+    );
+
+    // Someone deletes it over REST; the device's next pull must say so.
+    let res = app
+        .on("acme", Method::DELETE, &format!("/api/v1/clients/{id}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = device.pull(Some(&cursor), &["clients"], 100).await;
+        let deleted = page["changes"]["clients"]["deleted"].to_string();
+        if deleted.contains(&id.to_string()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tombstone: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A first sync still carries no tombstones.
+    let fresh = device.pull(None, &["clients"], 100).await;
+    assert_eq!(fresh["changes"]["clients"]["deleted"], json!([]), "{fresh}");
+}
