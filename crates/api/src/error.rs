@@ -145,6 +145,27 @@ impl From<domain::service::ServiceError> for ApiError {
     }
 }
 
+impl From<sync_engine::SyncError> for ApiError {
+    fn from(err: sync_engine::SyncError) -> Self {
+        match err {
+            sync_engine::SyncError::UnknownModel(m) => {
+                ApiError::field("models", format!("unknown model `{m}`"))
+            }
+            sync_engine::SyncError::BadCursor(why) => ApiError::field("cursor", why),
+            sync_engine::SyncError::ResetRequired => {
+                ApiError::Gone("reset_required", err.to_string())
+            }
+            sync_engine::SyncError::Forbidden(_) | sync_engine::SyncError::ForeignClient(_) => {
+                ApiError::ForbiddenText(err.to_string())
+            }
+            sync_engine::SyncError::BadRequest(why) => ApiError::BadBody(why),
+            sync_engine::SyncError::Invalid { field, message } => ApiError::field(field, message),
+            sync_engine::SyncError::TooLarge { .. } => ApiError::TooLarge(err.to_string()),
+            sync_engine::SyncError::Database(e) => e.into(),
+        }
+    }
+}
+
 impl From<jsonwebtoken::errors::Error> for ApiError {
     fn from(err: jsonwebtoken::errors::Error) -> Self {
         Self::Internal(format!("token signing: {err}"))

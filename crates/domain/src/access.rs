@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, PostgresQueryBuilder, Query};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -91,62 +92,62 @@ impl Scope {
         })
     }
 
-    /// A SQL condition on alias `t`, appending its parameters to `values`.
-    pub fn sql(&self, model: &Spec, caller: Uuid, values: &mut Vec<Value>) -> String {
+    /// The rows in scope, as a condition on alias `t`.
+    pub fn condition(&self, model: &Spec, caller: Uuid) -> Condition {
         let Self::Some(any) = self else {
-            return "true".into();
+            return Condition::all();
         };
-        let mut ors = Vec::new();
+        let mut ors = Condition::any();
         for all in any {
-            let mut ands = Vec::new();
+            let mut ands = Condition::all();
             for f in all {
-                // Filters name exposed fields only; anything else matches
+                // Filters name public fields only; anything else matches
                 // nothing, so a stale filter hides rows rather than leaks them.
                 if model.public_field(&f.field).is_none() {
-                    ands.push("false".to_owned());
+                    ands = ands.add(Expr::cust("false"));
                     continue;
                 }
-                let col = format!("t.{}::text", f.field);
+                let col = Expr::col((Alias::new("t"), Alias::new(f.field.as_str())))
+                    .cast_as(Alias::new("text"));
                 let value = Self::resolve(f.value.as_deref(), caller);
-                ands.push(match f.operator {
-                    Operator::IsNull => format!("{col} IS NULL"),
-                    Operator::NotNull => format!("{col} IS NOT NULL"),
-                    Operator::Eq => {
-                        values.push(value.into());
-                        format!("{col} = ${}", values.len())
-                    }
-                    Operator::Ne => {
-                        values.push(value.into());
-                        format!("{col} IS DISTINCT FROM ${}", values.len())
-                    }
-                    Operator::In => {
-                        let list: Vec<String> = value
+                ands = ands.add(match f.operator {
+                    Operator::IsNull => col.is_null(),
+                    Operator::NotNull => col.is_not_null(),
+                    Operator::Eq => col.eq(value),
+                    Operator::Ne => match value {
+                        Some(v) => col.clone().ne(v).or(col.is_null()),
+                        None => col.is_not_null(),
+                    },
+                    Operator::In => col.is_in(
+                        value
                             .unwrap_or_default()
                             .split(',')
-                            .map(|s| {
-                                if s.trim() == CALLER {
-                                    caller.to_string()
-                                } else {
-                                    s.trim().to_owned()
-                                }
-                            })
-                            .collect();
-                        values.push(list.into());
-                        format!("{col} = ANY(${}::text[])", values.len())
-                    }
+                            .map(|s| Self::resolve(Some(s.trim()), caller).unwrap_or_default()),
+                    ),
                 });
             }
-            ors.push(if ands.is_empty() {
-                "true".to_owned()
-            } else {
-                format!("({})", ands.join(" AND "))
-            });
+            ors = ors.add(ands);
         }
-        if ors.is_empty() {
-            "false".into()
-        } else {
-            format!("({})", ors.join(" OR "))
+        if any.is_empty() {
+            return Condition::all().add(Expr::cust("false"));
         }
+        ors
+    }
+
+    /// [`Self::condition`] as SQL for a hand-written statement, its
+    /// parameters appended to `values` and numbered after them.
+    pub fn sql(&self, model: &Spec, caller: Uuid, values: &mut Vec<Value>) -> String {
+        if matches!(self, Self::All) {
+            return "true".into();
+        }
+        let (text, params) = Query::select()
+            .expr(Expr::cust("1"))
+            .cond_where(self.condition(model, caller))
+            .build(PostgresQueryBuilder);
+        let cond = text.split_once(" WHERE ").map_or("true", |(_, c)| c);
+        let sql = format!("({})", crate::store::rebase(cond, values.len()));
+        values.extend(params.0);
+        sql
     }
 
     /// Whether a record with these JSON `fields` is in scope.
@@ -199,18 +200,18 @@ pub struct Permissions {
     write: HashMap<String, Scope>,
 }
 
+/// A role's grant on a model, with the role's filters on it.
 #[derive(FromQueryResult)]
 struct Grant {
-    role_id: Uuid,
     model: String,
     can_pull: bool,
     can_push: bool,
+    /// `[{"field", "operator", "value"}]`.
+    filters: String,
 }
 
-#[derive(FromQueryResult)]
-struct FilterRow {
-    role_id: Uuid,
-    model: String,
+#[derive(Deserialize)]
+struct StoredFilter {
     field: String,
     operator: String,
     value: Option<String>,
@@ -239,42 +240,34 @@ impl Permissions {
                 ..Self::default()
             });
         }
+        // One round trip: each grant with its role's filters on the model.
         let grants = Grant::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT p.role_id, p.model, p.can_pull, p.can_push FROM sync_permissions p \
-             JOIN roles r ON r.id = p.role_id WHERE r.name = ANY($1::text[])",
+            "SELECT p.model, p.can_pull, p.can_push, coalesce((\
+                 SELECT json_agg(json_build_object('field', f.field, 'operator', f.operator, \
+                                                   'value', f.value) ORDER BY f.created_at) \
+                 FROM sync_filters f WHERE f.role_id = p.role_id AND f.model = p.model), \
+               '[]')::text AS filters \
+             FROM sync_permissions p JOIN roles r ON r.id = p.role_id \
+             WHERE r.name = ANY($1::text[]) AND (p.can_pull OR p.can_push)",
             [roles.to_vec().into()],
         ))
         .all(conn)
         .await?;
-        let filters = FilterRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT f.role_id, f.model, f.field, f.operator, f.value FROM sync_filters f \
-             JOIN roles r ON r.id = f.role_id WHERE r.name = ANY($1::text[])",
-            [roles.to_vec().into()],
-        ))
-        .all(conn)
-        .await?;
-        let mut by_role: HashMap<(Uuid, String), Vec<RowFilter>> = HashMap::new();
-        for f in filters {
-            let Some(operator) = Operator::parse(&f.operator) else {
-                continue;
-            };
-            by_role
-                .entry((f.role_id, f.model))
-                .or_default()
-                .push(RowFilter {
-                    field: f.field,
-                    operator,
-                    value: f.value,
-                });
-        }
         let mut perms = Self::default();
         for g in grants {
-            let filters = by_role
-                .get(&(g.role_id, g.model.clone()))
-                .cloned()
-                .unwrap_or_default();
+            let stored: Vec<StoredFilter> = serde_json::from_str(&g.filters)
+                .map_err(|e| sea_orm::DbErr::Custom(format!("row filters: {e}")))?;
+            let filters: Vec<RowFilter> = stored
+                .into_iter()
+                .filter_map(|f| {
+                    Some(RowFilter {
+                        operator: Operator::parse(&f.operator)?,
+                        field: f.field,
+                        value: f.value,
+                    })
+                })
+                .collect();
             if g.can_pull {
                 add(&mut perms.read, &g.model, filters.clone());
             }
@@ -309,5 +302,55 @@ impl Permissions {
             action,
             model: model.name(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::CLIENTS;
+
+    fn filter(field: &str, operator: Operator, value: Option<&str>) -> RowFilter {
+        RowFilter {
+            field: field.into(),
+            operator,
+            value: value.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn scopes_as_sql_and_in_memory() {
+        let me = Uuid::new_v4();
+        let mine = Scope::Some(vec![
+            vec![filter("assigned_manager_id", Operator::Eq, Some(CALLER))],
+            vec![
+                filter("status", Operator::In, Some("lead, $user")),
+                filter("city", Operator::Ne, Some("Oslo")),
+            ],
+        ]);
+        let mut values = vec![Value::from(1)];
+        let sql = mine.sql(&CLIENTS, me, &mut values);
+        assert!(sql.contains("$2") && !sql.contains("$1"), "{sql}");
+        assert_eq!(values.len(), 5, "{values:?}");
+        assert_eq!(values[1], Value::from(me.to_string()));
+        let row = |v: serde_json::Value| v.as_object().cloned().expect("object");
+        assert!(mine.matches(&row(serde_json::json!({"assigned_manager_id": me})), me));
+        assert!(mine.matches(
+            &row(serde_json::json!({"status": "lead", "city": null})),
+            me
+        ));
+        assert!(!mine.matches(
+            &row(serde_json::json!({"status": "lead", "city": "Oslo"})),
+            me
+        ));
+        // No conjunction reaches nothing; a filter on a private or unknown
+        // field hides rows rather than leaking them.
+        assert_eq!(
+            Scope::Some(vec![]).sql(&CLIENTS, me, &mut vec![]),
+            "(false)"
+        );
+        let stale = Scope::Some(vec![vec![filter("password_hash", Operator::IsNull, None)]]);
+        assert!(stale.sql(&CLIENTS, me, &mut vec![]).contains("false"));
+        assert_eq!(Scope::All.sql(&CLIENTS, me, &mut vec![]), "true");
     }
 }

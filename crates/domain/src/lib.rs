@@ -9,6 +9,7 @@ pub mod entity;
 pub mod list;
 pub mod password;
 pub mod record;
+pub mod render;
 pub mod roles;
 pub mod service;
 pub mod status;

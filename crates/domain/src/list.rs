@@ -4,6 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::extension::postgres::PgExpr;
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, NullOrdering, Order, PostgresQueryBuilder, Query as Select,
+};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -12,7 +16,13 @@ use uuid::Uuid;
 use crate::access::Scope;
 use crate::check::{self, Mode, ServerFields};
 use crate::record::{Kind, ListFilter, Spec};
+use crate::render;
 use crate::store::stmt;
+
+/// Column `name` of alias `t`.
+fn col(name: &str) -> Expr {
+    Expr::col((Alias::new("t"), Alias::new(name)))
+}
 use crate::validation::FieldErrors;
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -40,7 +50,7 @@ struct Cursor {
 
 /// A checked list query.
 pub struct Query {
-    conditions: Vec<(String, Vec<Value>)>,
+    conditions: Vec<Expr>,
     order: String,
     column: &'static str,
     sql_type: &'static str,
@@ -132,8 +142,8 @@ pub fn parse(spec: &Spec, params: &[(String, String)]) -> Result<Query, QueryErr
         .map_err(QueryError::Invalid)
 }
 
-/// The SQL condition of one filter, `$?` standing for each parameter.
-fn condition(spec: &Spec, filter: ListFilter, value: &str) -> Result<(String, Vec<Value>), String> {
+/// The condition of one filter.
+fn condition(spec: &Spec, filter: ListFilter, value: &str) -> Result<Expr, String> {
     let value = check::parameter(value, MAX_PARAM)?;
     match filter {
         ListFilter::Eq(name) => {
@@ -160,7 +170,7 @@ fn condition(spec: &Spec, filter: ListFilter, value: &str) -> Result<(String, Ve
                 Some(Json::String(s)) => Value::from(s.clone()),
                 _ => return Err("must not be blank".into()),
             };
-            Ok((format!("t.{name} = $?::{}", field.kind.sql()), vec![v]))
+            Ok(col(name).eq(Expr::val(v).cast_as(Alias::new(field.kind.sql()))))
         }
         ListFilter::Search(exprs) => {
             let needle = format!(
@@ -170,41 +180,28 @@ fn condition(spec: &Spec, filter: ListFilter, value: &str) -> Result<(String, Ve
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            let any: Vec<String> = exprs.iter().map(|e| format!("{e} ILIKE $?")).collect();
-            let values = exprs.iter().map(|_| Value::from(needle.clone())).collect();
-            Ok((format!("({})", any.join(" OR ")), values))
+            let any = exprs
+                .iter()
+                .map(|e| Expr::cust(*e).ilike(needle.as_str()))
+                .reduce(ExprTrait::or)
+                .unwrap_or_else(|| Expr::cust("false"));
+            Ok(any)
         }
         ListFilter::OnOrBefore(_, column) | ListFilter::OnOrAfter(_, column) => {
             let date = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
                 .map_err(|_| "must be a date YYYY-MM-DD")?;
-            let op = if matches!(filter, ListFilter::OnOrBefore(..)) {
-                "<="
+            Ok(if matches!(filter, ListFilter::OnOrBefore(..)) {
+                col(column).lte(date)
             } else {
-                ">="
-            };
-            Ok((format!("t.{column} {op} $?"), vec![date.into()]))
+                col(column).gte(date)
+            })
         }
-        ListFilter::HasRole => Ok((
+        ListFilter::HasRole => Ok(Expr::cust_with_values(
             "EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id \
-             WHERE ur.user_id = t.id AND r.name = $?)"
-                .into(),
-            vec![value.into()],
+             WHERE ur.user_id = t.id AND r.name = $1)",
+            [value],
         )),
     }
-}
-
-/// Replaces each `$?` in `sql` with `$n`, counting on from `*n`.
-fn number(sql: &str, n: &mut usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut rest = sql;
-    while let Some(i) = rest.find("$?") {
-        out.push_str(&rest[..i]);
-        *n += 1;
-        out.push_str(&format!("${n}"));
-        rest = &rest[i + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A page: each record's JSON, and the cursor of the next page if any.
@@ -252,61 +249,51 @@ pub async fn page(
         cursor,
         limit,
     } = query;
-    let mut values: Vec<Value> = Vec::new();
-    let mut conditions = vec![];
-    if !matches!(scope, Scope::All) {
-        conditions.push(scope.sql(spec, caller, &mut values));
-    }
-    let mut n = values.len();
-    for (sql, vals) in filters {
-        conditions.push(number(&sql, &mut n));
-        values.extend(vals);
+    let (dir, nulls) = if desc {
+        (Order::Desc, NullOrdering::First)
+    } else {
+        (Order::Asc, NullOrdering::Last)
+    };
+    let mut q = Select::select();
+    q.expr(Expr::cust(render::columns(spec)))
+        .expr(col(column).cast_as(Alias::new("text")))
+        .expr(col("id"))
+        .from_as(Alias::new(spec.table), Alias::new("t"))
+        .cond_where(scope.condition(spec, caller))
+        .order_by_with_nulls((Alias::new("t"), Alias::new(column)), dir.clone(), nulls)
+        .order_by((Alias::new("t"), Alias::new("id")), dir)
+        .limit(u64::from(limit) + 1);
+    for c in filters {
+        q.and_where(c);
     }
     if let Some(c) = cursor {
-        let cmp = if desc { "<" } else { ">" };
         // NULL sort values come last ascending, first descending.
-        conditions.push(match c.v {
+        let after = |a: Expr, b: Expr| if desc { a.lt(b) } else { a.gt(b) };
+        q.and_where(match c.v {
             Some(v) => {
-                values.push(v.into());
-                values.push(c.i.into());
-                let (a, b) = (n + 1, n + 2);
-                n += 2;
+                let past = after(
+                    Expr::tuple([col(column), col("id")]),
+                    Expr::tuple([Expr::val(v).cast_as(Alias::new(ty)), Expr::val(c.i)]),
+                );
                 if desc {
-                    format!("((t.{column}, t.id) {cmp} (${a}::{ty}, ${b}) OR t.{column} IS NULL)")
+                    past.or(col(column).is_null())
                 } else {
-                    format!("(t.{column}, t.id) {cmp} (${a}::{ty}, ${b})")
+                    past
                 }
             }
-            None => {
-                values.push(c.i.into());
-                n += 1;
-                format!("(t.{column} IS NULL AND t.id {cmp} ${n})")
-            }
+            None => col(column).is_null().and(after(col("id"), Expr::val(c.i))),
         });
     }
-    let dir = if desc { "DESC" } else { "ASC" };
-    let nulls = if desc { "NULLS FIRST" } else { "NULLS LAST" };
-    let where_ = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    values.push(i64::from(limit + 1).into());
-    let sql = format!(
-        "SELECT {json}::text, t.{column}::text, t.id FROM {table} t {where_} \
-         ORDER BY t.{column} {dir} {nulls}, t.id {dir} LIMIT ${lim}",
-        json = spec.json_sql(),
-        table = spec.table,
-        lim = n + 1,
-    );
-    let rows = conn.query_all_raw(stmt(&sql, values)).await?;
+    let (sql, values) = q.build(PostgresQueryBuilder);
+    let rows = conn.query_all_raw(stmt(&sql, values.0)).await?;
     let mut items = Vec::with_capacity(rows.len().min(limit as usize));
     let mut last = None;
+    let w = render::width(spec);
     for row in rows.iter().take(limit as usize) {
-        items.push(row.try_get_by_index::<String>(0)?);
+        items.push(render::record(spec, row, 0)?);
         last = Some((
-            row.try_get_by_index::<Option<String>>(1)?,
-            row.try_get_by_index::<Uuid>(2)?,
+            row.try_get_by_index::<Option<String>>(w)?,
+            row.try_get_by_index::<Uuid>(w + 1)?,
         ));
     }
     let next_cursor = match last {
@@ -351,9 +338,17 @@ mod tests {
         };
         assert_eq!(e.errors.len(), 4);
         let q = parse(&USERS, &p(&[("q", "50%_off"), ("role", "Sales")])).expect("valid");
-        assert_eq!(
-            q.conditions[0].1[0],
-            Value::from("%50\\%\\_off%".to_owned())
+        let mut select = Select::select();
+        select.expr(Expr::cust("1"));
+        for c in q.conditions {
+            select.and_where(c);
+        }
+        let (sql, values) = select.build(PostgresQueryBuilder);
+        assert!(
+            str::contains(&sql, "((email) ILIKE $1) OR ((full_name) ILIKE $2)"),
+            "{sql}"
         );
+        assert!(str::contains(&sql, "r.name = $3"), "{sql}");
+        assert_eq!(values.0[0], Value::from("%50\\%\\_off%".to_owned()));
     }
 }

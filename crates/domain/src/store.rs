@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::access::Scope;
 use crate::check::Checked;
 use crate::record::Spec;
+use crate::render;
 use crate::validation::FieldErrors;
 
 /// SQLSTATE the tenant schema raises when a change would leave no active
@@ -72,13 +73,15 @@ pub struct Written {
 
 fn returning(spec: &Spec, what: Returning) -> String {
     match what {
-        Returning::Ids => "RETURNING t.id, t.version, NULL::text".into(),
-        Returning::Records => format!("RETURNING t.id, t.version, {}::text", spec.json_sql()),
+        Returning::Ids => "RETURNING t.id, t.version".into(),
+        Returning::Records => format!("RETURNING t.id, t.version, {}", render::columns(spec)),
     }
 }
 
 async fn written(
     conn: &impl ConnectionTrait,
+    spec: &Spec,
+    what: Returning,
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Vec<Written>, DbErr> {
@@ -88,7 +91,10 @@ async fn written(
             Ok(Written {
                 id: r.try_get_by_index(0)?,
                 version: r.try_get_by_index(1)?,
-                record: r.try_get_by_index(2)?,
+                record: match what {
+                    Returning::Ids => None,
+                    Returning::Records => Some(render::record(spec, r, 2)?),
+                },
             })
         })
         .collect()
@@ -123,7 +129,7 @@ pub async fn insert(
         exprs = exprs.join(", "),
         ret = returning(spec, what),
     );
-    let out = written(conn, &sql, vec![param(rows)]).await?;
+    let out = written(conn, spec, what, &sql, vec![param(rows)]).await?;
     if let Some(after) = spec.meta.after_insert
         && !out.is_empty()
     {
@@ -196,7 +202,7 @@ pub async fn update(
         sets = sets.join(", "),
         ret = returning(spec, what),
     );
-    written(conn, &sql, values).await
+    written(conn, spec, what, &sql, values).await
 }
 
 /// `cond` (over alias `t`) evaluated on the row as the update leaves it.
@@ -220,7 +226,7 @@ fn after_row(spec: &Spec, cond: &str) -> String {
 }
 
 /// Renumbers the `$n` parameters of `sql` by `shift`.
-fn rebase(sql: &str, shift: usize) -> String {
+pub(crate) fn rebase(sql: &str, shift: usize) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.char_indices().peekable();
     while let Some((_, c)) = chars.next() {
@@ -277,18 +283,19 @@ pub async fn find(
     let visible = scope.sql(spec, caller, &mut values);
     values.push(id.into());
     let sql = format!(
-        "SELECT {json}::text, coalesce({visible}, false), t.version FROM {table} t WHERE t.id = ${n}",
-        json = spec.json_sql(),
+        "SELECT {cols}, coalesce({visible}, false), t.version FROM {table} t WHERE t.id = ${n}",
+        cols = render::columns(spec),
         table = spec.table,
         n = values.len()
     );
     let Some(row) = conn.query_one_raw(stmt(&sql, values)).await? else {
         return Ok(None);
     };
+    let w = render::width(spec);
     Ok(Some((
-        row.try_get_by_index(0)?,
-        row.try_get_by_index(1)?,
-        row.try_get_by_index(2)?,
+        render::record(spec, &row, 0)?,
+        row.try_get_by_index(w)?,
+        row.try_get_by_index(w + 1)?,
     )))
 }
 

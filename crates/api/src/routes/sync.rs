@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use domain::roles::{Action, Area};
 use serde::{Deserialize, Serialize};
-use sync_engine::SyncError;
 use sync_engine::log::{Ending, Entry, Kind, Line, ModelState};
 use sync_engine::models::model;
 use sync_engine::pull::Pulled;
@@ -32,23 +31,6 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(remove_filter)
         .service(log)
         .service(state_of_caller);
-}
-
-impl From<SyncError> for ApiError {
-    fn from(err: SyncError) -> Self {
-        match err {
-            SyncError::UnknownModel(m) => ApiError::field("models", format!("unknown model `{m}`")),
-            SyncError::BadCursor(why) => ApiError::field("cursor", why),
-            SyncError::ResetRequired => ApiError::Gone("reset_required", err.to_string()),
-            SyncError::Forbidden(_) | SyncError::ForeignClient(_) => {
-                ApiError::ForbiddenText(err.to_string())
-            }
-            SyncError::BadRequest(why) => ApiError::BadBody(why),
-            SyncError::Invalid { field, message } => ApiError::field(field, message),
-            SyncError::TooLarge { .. } => ApiError::TooLarge(err.to_string()),
-            SyncError::Database(e) => e.into(),
-        }
-    }
 }
 
 /// The models named in a request, every one checked.
