@@ -27,37 +27,57 @@ await db.addCollections({
       required: ['id', 'name'],
     },
   },
+  tasks: {
+    schema: {
+      version: 0,
+      primaryKey: 'id',
+      type: 'object',
+      properties: {
+        id: { type: 'string', maxLength: 36 },
+        title: { type: 'string' },
+        status: { type: 'string' },
+        priority: { type: 'string' },
+        version: { type: 'number' },
+      },
+      required: ['id', 'title'],
+    },
+  },
 });
 
 let failure = null;
-const replication = replicateRxCollection({
-  collection: db.clients,
-  replicationIdentifier: `strata-clients-${process.pid}`,
-  live: true,
-  retryTime: 200,
-  pull: {
-    batchSize: 20,
-    async handler(checkpoint, batchSize) {
-      const res = await api.request('POST', '/api/v1/sync/rxdb/clients/pull', {
-        checkpoint: checkpoint ?? null,
-        batch_size: batchSize,
-      });
-      if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
-      return { documents: res.body.documents, checkpoint: res.body.checkpoint };
+function replicate(collection, name) {
+  const replication = replicateRxCollection({
+    collection,
+    replicationIdentifier: `strata-${name}-${process.pid}`,
+    live: true,
+    retryTime: 200,
+    pull: {
+      batchSize: 20,
+      async handler(checkpoint, batchSize) {
+        const res = await api.request('POST', `/api/v1/sync/rxdb/${name}/pull`, {
+          checkpoint: checkpoint ?? null,
+          batch_size: batchSize,
+        });
+        if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
+        return { documents: res.body.documents, checkpoint: res.body.checkpoint };
+      },
     },
-  },
-  push: {
-    batchSize: 50,
-    async handler(rows) {
-      const res = await api.request('POST', '/api/v1/sync/rxdb/clients/push', rows);
-      if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
-      return res.body;
+    push: {
+      batchSize: 50,
+      async handler(rows) {
+        const res = await api.request('POST', `/api/v1/sync/rxdb/${name}/push`, rows);
+        if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
+        return res.body;
+      },
     },
-  },
-});
-replication.error$.subscribe((err) => {
-  failure = err;
-});
+  });
+  replication.error$.subscribe((err) => {
+    failure = err;
+  });
+  return replication;
+}
+const replication = replicate(db.clients, 'clients');
+const tasks = replicate(db.tasks, 'tasks');
 
 try {
   await replication.awaitInitialReplication();
@@ -76,6 +96,20 @@ try {
   const after = await db.clients.find().exec();
   report.local = after.length;
   report.names = after.map((d) => d.name).sort();
+
+  // Two edits of a task (a `reject` model) one after the other: the second
+  // is made on the copy the first push left, and must not be lost.
+  await tasks.awaitInitialReplication();
+  const task = await db.tasks.insert({ id: crypto.randomUUID(), title: 'Call', status: 'open', priority: 'normal' });
+  await tasks.awaitInSync();
+  await task.getLatest().patch({ title: 'Call back' });
+  await tasks.awaitInSync();
+  await task.getLatest().patch({ status: 'in_progress' });
+  await tasks.awaitInSync();
+  if (failure) throw failure;
+  const local = task.getLatest();
+  report.task = { id: local.id, title: local.title, status: local.status };
+  await tasks.cancel();
   await replication.cancel();
   await db.remove();
   console.log(JSON.stringify(report));

@@ -616,3 +616,53 @@ pub async fn for_caller(
     let perms = Permissions::load(conn, roles).await?;
     push(conn, user, &perms, client_id, mutations).await
 }
+
+/// The current version and record (as pulls show it) of each of `ids`
+/// that exists, for adapters whose clients say "the record as I last saw
+/// it" rather than "the version I last saw".
+pub async fn current_records(
+    conn: &impl ConnectionTrait,
+    md: &Model,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (i64, Map<String, serde_json::Value>)>, SyncError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT t.id, t.version, {json}::text AS data FROM {table} t WHERE t.id = ANY($1)",
+        json = md.json_sql(),
+        table = md.table,
+    );
+    let rows = conn
+        .query_all_raw(stmt(&sql, [ids.to_vec().into()]))
+        .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id: Uuid = r.try_get_by_index(0)?;
+        let version: i64 = r.try_get_by_index(1)?;
+        let data: String = r.try_get_by_index(2)?;
+        let record = serde_json::from_str(&data)
+            .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+        out.insert(id, (version, record));
+    }
+    Ok(out)
+}
+
+/// Whether every field a client writes that `seen` carries has the value
+/// `current` has: the client's picture of the record is the server's.
+pub fn same_as_seen(
+    md: &Model,
+    seen: &Map<String, serde_json::Value>,
+    current: &Map<String, serde_json::Value>,
+) -> bool {
+    md.fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.owner,
+                crate::models::Owner::Client | crate::models::Owner::CreateOnly
+            )
+        })
+        .filter_map(|f| seen.get(f.name).map(|v| (f.name, v)))
+        .all(|(name, v)| current.get(name).unwrap_or(&serde_json::Value::Null) == v)
+}

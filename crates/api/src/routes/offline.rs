@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use sync_engine::models::model;
-use sync_engine::push::{Mutation, Op, Pushed, Status};
+use sync_engine::push::{self, Mutation, Op, Pushed, Status};
 use tenancy::TenantTx;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -210,9 +210,17 @@ pub async fn watermelon_push(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let mut mutations = Vec::new();
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     for (table, c) in &body.changes {
         let md = model(table)
             .ok_or_else(|| ApiError::field("changes", format!("unknown table `{table}`")))?;
+        let created: Vec<Uuid> = c
+            .created
+            .iter()
+            .filter_map(|r| r.get("id").and_then(|v| v.as_str()))
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect();
+        let existing = sync_engine::push::current_records(tx.conn(), md, &created).await?;
         let mut next = |op, id, base_version, fields| {
             mutations.push(Mutation {
                 mutation_id: mutations.len() as i64 + 1,
@@ -224,7 +232,13 @@ pub async fn watermelon_push(
             });
         };
         for r in &c.created {
-            next(Op::Create, uuid_of(r.get("id"))?, None, fields_of(r));
+            // A create the server already has (its answer was lost) is
+            // applied as an update, as WatermelonDB's backend contract says.
+            let id = uuid_of(r.get("id"))?;
+            match existing.get(&id) {
+                Some((version, _)) => next(Op::Update, id, Some(*version), fields_of(r)),
+                None => next(Op::Create, id, None, fields_of(r)),
+            }
         }
         for r in &c.updated {
             let version = r.get("version").and_then(serde_json::Value::as_i64);
@@ -241,7 +255,6 @@ pub async fn watermelon_push(
             next(Op::Delete, id, None, Map::new());
         }
     }
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let pushed = apply(&tx, &user, &mutations).await?;
     let entry = Entry {
         user: user.id,
@@ -275,9 +288,28 @@ pub async fn watermelon_push(
 
 #[derive(Deserialize, ToSchema)]
 pub struct RxdbPull {
-    /// The checkpoint of the previous pull, or null.
-    pub checkpoint: Option<String>,
+    /// The checkpoint of the previous pull (`{"cursor": "..."}`), or null.
+    #[schema(value_type = Option<Object>)]
+    pub checkpoint: Option<RxdbCheckpoint>,
     pub batch_size: Option<usize>,
+}
+
+/// An RxDB checkpoint: an object, because RxDB merges checkpoints with
+/// `Object.assign`. A bare cursor string (what older servers answered) is
+/// accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RxdbCheckpoint {
+    Object { cursor: String },
+    Bare(String),
+}
+
+impl RxdbCheckpoint {
+    fn cursor(&self) -> &str {
+        match self {
+            Self::Object { cursor } | Self::Bare(cursor) => cursor,
+        }
+    }
 }
 
 /// RxDB pull handler: documents since the checkpoint, deletes as
@@ -303,7 +335,7 @@ pub async fn rxdb_pull(
         tenant.0.id(),
         &user,
         &[md],
-        body.checkpoint.as_deref(),
+        body.checkpoint.as_ref().map(RxdbCheckpoint::cursor),
         body.batch_size.unwrap_or(100),
     )
     .await?;
@@ -335,7 +367,7 @@ pub async fn rxdb_pull(
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "documents": documents,
-        "checkpoint": state.cursors.encode(&pulled.cursor),
+        "checkpoint": { "cursor": state.cursors.encode(&pulled.cursor) },
     })))
 }
 
@@ -364,20 +396,37 @@ pub async fn rxdb_push(
     let started = Instant::now();
     let md =
         model(&name).ok_or_else(|| ApiError::field("model", format!("unknown model `{name}`")))?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let ids = body
+        .iter()
+        .map(|row| uuid_of(row.new_document_state.get("id")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let current = sync_engine::push::current_records(tx.conn(), md, &ids).await?;
     let mut mutations = Vec::with_capacity(body.len());
-    for row in body.iter() {
+    for (row, id) in body.iter().zip(ids) {
         let doc = &row.new_document_state;
-        let id = uuid_of(doc.get("id"))?;
-        let base = row
-            .assumed_master_state
-            .as_ref()
-            .and_then(|m| m.get("version"))
-            .and_then(serde_json::Value::as_i64);
         let deleted = doc.get("_deleted").and_then(serde_json::Value::as_bool) == Some(true);
-        let op = match (&row.assumed_master_state, deleted) {
-            (_, true) => Op::Delete,
-            (None, false) => Op::Create,
-            (Some(_), false) => Op::Update,
+        // RxDB's compare-and-set is on content: the write applies when the
+        // master state the client assumed is the server's, whatever version
+        // number the client's copy carries.
+        let server = current.get(&id);
+        let base = match (&row.assumed_master_state, server) {
+            (Some(seen), Some((version, now))) if push::same_as_seen(md, seen, now) => {
+                Some(*version)
+            }
+            (Some(seen), _) => seen
+                .get("version")
+                .and_then(serde_json::Value::as_i64)
+                .or(Some(0)),
+            (None, _) => None,
+        };
+        let op = match (&row.assumed_master_state, deleted, server) {
+            (_, true, _) => Op::Delete,
+            // A create the server already holds as sent (a retry whose
+            // answer was lost) is done; with other content it conflicts.
+            (None, false, Some((_, now))) if push::same_as_seen(md, doc, now) => continue,
+            (None, false, _) => Op::Create,
+            (Some(_), false, _) => Op::Update,
         };
         mutations.push(Mutation {
             mutation_id: mutations.len() as i64 + 1,
@@ -392,7 +441,6 @@ pub async fn rxdb_push(
             },
         });
     }
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let pushed = apply(&tx, &user, &mutations).await?;
     if let Some(bad) = pushed.results.iter().find(|o| o.status == Status::Failed) {
         tx.rollback().await?;

@@ -17,6 +17,11 @@ fn clients_dir() -> PathBuf {
 
 /// Runs `script` against `app` as acme's administrator; its JSON report.
 async fn run(script: &str, app: &TestApp) -> Value {
+    run_with(script, app, &[]).await
+}
+
+/// [`run`] with extra environment variables.
+async fn run_with(script: &str, app: &TestApp, env: &[(&str, &str)]) -> Value {
     let dir = clients_dir();
     assert!(
         dir.join("node_modules").is_dir(),
@@ -29,6 +34,7 @@ async fn run(script: &str, app: &TestApp) -> Value {
         .env("STRATA_HOST", "acme.localhost")
         .env("STRATA_EMAIL", "admin@acme.test")
         .env("STRATA_PASSWORD", PASSWORD)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .await
@@ -112,4 +118,42 @@ async fn rxdb_replicates_both_ways() {
         "Patched by RxDB"
     );
     assert!(by_name(&server, "Seed 4").is_none());
+
+    // Neither of two successive edits of a `reject` model was lost.
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let id = report["task"]["id"].as_str().expect("task id");
+    let task: Value = app
+        .on("acme", reqwest::Method::GET, &format!("/api/v1/tasks/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("task")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (&task["title"], &task["status"]),
+        (&Value::from("Call back"), &Value::from("in_progress")),
+        "{task} / {report}"
+    );
+}
+
+#[tokio::test]
+async fn rxdb_initial_replication_pages_through_thousands() {
+    let db = TestDb::new(2).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    write_and_settle(
+        &db,
+        &tenant,
+        "INSERT INTO clients (id, name, status) \
+         SELECT gen_random_uuid(), 'Client ' || n, 'active' FROM generate_series(1, 5000) n",
+    )
+    .await;
+    let app = spawn_app(&db, 4).await;
+    for batch in ["100", "1000"] {
+        let report = run_with("rxdb-initial.mjs", &app, &[("STRATA_BATCH", batch)]).await;
+        assert_eq!(report["pulled"], 5000, "batch {batch}: {report}");
+        // The figures for docs/sync.md: `cargo test rxdb_initial -- --nocapture`.
+        println!("RxDB initial replication of 5,000 documents: {report}");
+    }
 }

@@ -955,3 +955,37 @@ async fn a_record_deleted_elsewhere_reaches_the_device_that_created_it() {
     let fresh = device.pull(None, &["clients"], 100).await;
     assert_eq!(fresh["changes"]["clients"]["deleted"], json!([]), "{fresh}");
 }
+
+#[tokio::test]
+async fn a_watermelondb_create_sent_again_is_applied_as_an_update() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    // Tasks settle conflicts by rejecting them: a resent create must still
+    // go through, or the device is stuck with 409 forever.
+    let id = Uuid::new_v4();
+    let push = |title: &str| {
+        json!({ "changes": { "tasks": { "created": [
+            { "id": id, "title": title, "status": "open", "priority": "normal", "_status": "created", "_changed": "" }
+        ], "updated": [], "deleted": [] } }, "last_pulled_at": null })
+    };
+    let (s, body) = a.post("/api/v1/sync/watermelon/push", push("Call")).await;
+    assert_eq!(s, 200, "{body}");
+    // The answer was lost; the device sends the create again, edited.
+    let (s, body) = a
+        .post("/api/v1/sync/watermelon/push", push("Call back"))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let res = app
+        .on("acme", Method::GET, &format!("/api/v1/tasks/{id}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("get");
+    let task: Value = res.json().await.expect("json");
+    assert_eq!(
+        (task["title"].clone(), task["version"].clone()),
+        (json!("Call back"), json!(2))
+    );
+}
