@@ -3,7 +3,7 @@
 // long it took. Exits 1 if the replication reports an error.
 import { createRxDatabase } from 'rxdb';
 import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
-import { replicateRxCollection } from 'rxdb/plugins/replication';
+import { replicate } from './rxdb-strata.mjs';
 import { client, config } from './http.mjs';
 
 const cfg = config();
@@ -26,26 +26,15 @@ await db.addCollections({
 let failure = null;
 let pulls = 0;
 const started = performance.now();
-const replication = replicateRxCollection({
-  collection: db.clients,
-  replicationIdentifier: `initial-${process.pid}`,
+const replication = replicate(api, db.clients, 'clients', {
   live: false,
-  retryTime: 200,
-  pull: {
-    batchSize: batch,
-    async handler(checkpoint, batchSize) {
-      pulls += 1;
-      const res = await api.request('POST', '/api/v1/sync/rxdb/clients/pull', {
-        checkpoint: checkpoint ?? null,
-        batch_size: batchSize,
-      });
-      if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
-      return { documents: res.body.documents, checkpoint: res.body.checkpoint };
-    },
+  batchSize: batch,
+  onError: (err) => {
+    failure = err;
   },
-});
-replication.error$.subscribe((err) => {
-  failure = err;
+  onPull: () => {
+    pulls += 1;
+  },
 });
 try {
   await replication.awaitInitialReplication();

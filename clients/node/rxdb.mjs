@@ -3,7 +3,7 @@
 // Prints a JSON report; exits 1 if the replication reports an error.
 import { createRxDatabase } from 'rxdb';
 import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
-import { replicateRxCollection } from 'rxdb/plugins/replication';
+import { replicate } from './rxdb-strata.mjs';
 import { client, config } from './http.mjs';
 
 const cfg = config();
@@ -45,39 +45,11 @@ await db.addCollections({
 });
 
 let failure = null;
-function replicate(collection, name) {
-  const replication = replicateRxCollection({
-    collection,
-    replicationIdentifier: `strata-${name}-${process.pid}`,
-    live: true,
-    retryTime: 200,
-    pull: {
-      batchSize: 20,
-      async handler(checkpoint, batchSize) {
-        const res = await api.request('POST', `/api/v1/sync/rxdb/${name}/pull`, {
-          checkpoint: checkpoint ?? null,
-          batch_size: batchSize,
-        });
-        if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
-        return { documents: res.body.documents, checkpoint: res.body.checkpoint };
-      },
-    },
-    push: {
-      batchSize: 50,
-      async handler(rows) {
-        const res = await api.request('POST', `/api/v1/sync/rxdb/${name}/push`, rows);
-        if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
-        return res.body;
-      },
-    },
-  });
-  replication.error$.subscribe((err) => {
-    failure = err;
-  });
-  return replication;
-}
-const replication = replicate(db.clients, 'clients');
-const tasks = replicate(db.tasks, 'tasks');
+const onError = (err) => {
+  failure = err;
+};
+const replication = replicate(api, db.clients, 'clients', { onError });
+const tasks = replicate(api, db.tasks, 'tasks', { onError });
 
 try {
   await replication.awaitInitialReplication();
