@@ -8,6 +8,8 @@ DB="${STRATA_DATABASE:-strata}"
 export STRATA__DATABASE__URL="$STRATA_PG_SERVER/$DB"
 export STRATA__REDIS__URL="$STRATA_REDIS_URL"
 export DATABASE_URL="$STRATA__DATABASE__URL"
+# Accept the checked-in development secret (refused outside development mode).
+export STRATA__SERVER__DEVELOPMENT="${STRATA__SERVER__DEVELOPMENT:-true}"
 
 command -v psql >/dev/null || apt_install postgresql-client
 cargo build --locked --bin migrator --bin strata-server

@@ -29,6 +29,9 @@ pub struct SyncSettings {
 pub struct ServerSettings {
     pub listen: String,
     pub workers: usize,
+    /// Development mode: the checked-in development secret is accepted.
+    #[serde(default)]
+    pub development: bool,
 }
 
 /// `[auth]`
@@ -83,6 +86,15 @@ impl Settings {
                 reason: "must be at least 32 bytes".into(),
             });
         }
+        if !self.server.development && is_placeholder(&self.auth.jwt_secret) {
+            return Err(ConfigError::Invalid {
+                key: "auth.jwt_secret",
+                reason: "is the development secret or a placeholder: set a random secret of \
+                         32 bytes or more (STRATA__AUTH__JWT_SECRET), or run in development \
+                         mode (STRATA__SERVER__DEVELOPMENT=true)"
+                    .into(),
+            });
+        }
         for (key, value) in [
             ("auth.access_ttl_secs", self.auth.access_ttl_secs),
             ("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs),
@@ -117,6 +129,16 @@ impl Settings {
         Ok(())
     }
 
+    /// The key that signs sync cursors: derived from the token secret but
+    /// its own, so a signed cursor is never a valid token and back.
+    pub fn cursor_secret(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"strata sync cursor key\0");
+        h.update(self.auth.jwt_secret.as_bytes());
+        h.finalize().to_vec()
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server
             .listen
@@ -126,4 +148,14 @@ impl Settings {
                 reason: format!("`{}`: {e}", self.server.listen),
             })
     }
+}
+
+/// The checked-in development secret, or a placeholder of the deploy files
+/// (`change-me…`, `CHANGE_ME…`) or a secret of one repeated character.
+fn is_placeholder(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    lower.contains("change-me")
+        || lower.contains("change_me")
+        || lower.contains("development-only")
+        || secret.chars().all(|c| secret.starts_with(c))
 }

@@ -86,7 +86,7 @@ impl Application {
             ),
             auth: settings.auth.clone(),
             base_domain: settings.tenancy.base_domain.clone(),
-            cursors: sync_engine::CursorKey::new(settings.auth.jwt_secret.as_bytes()),
+            cursors: sync_engine::CursorKey::new(&settings.cursor_secret()),
         });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

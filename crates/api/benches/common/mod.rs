@@ -144,6 +144,7 @@ impl Server {
             .env("STRATA__REDIS__PREFIX", &db.redis.prefix)
             .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("STRATA__LOG__LEVEL", "warn")
+            .env("STRATA__SERVER__DEVELOPMENT", "true")
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start server");

@@ -29,3 +29,28 @@ fn bad_values_fail_at_start_naming_the_key() {
         assert!(err.contains(key), "{var}={value}: {err}");
     }
 }
+
+#[test]
+fn the_development_secret_and_placeholders_are_refused_outside_development() {
+    for secret in [
+        None,
+        Some("change-me-change-me-change-me-change-me"),
+        Some("CHANGE_ME_TO_32_BYTES_OR_MORE_OF_RANDOM"),
+        Some("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata-server"));
+        cmd.env_remove("STRATA_CONFIG")
+            .env_remove("STRATA__SERVER__DEVELOPMENT")
+            // A start that got past the secret stops at once on a database
+            // that is not there (and would fail the exit-code check).
+            .env("STRATA__SERVER__LISTEN", "127.0.0.1:0")
+            .env("STRATA__DATABASE__URL", "postgres://127.0.0.1:1/none");
+        if let Some(s) = secret {
+            cmd.env("STRATA__AUTH__JWT_SECRET", s);
+        }
+        let out = cmd.output().expect("run server");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{secret:?}: {err}");
+        assert!(err.contains("auth.jwt_secret"), "{secret:?}: {err}");
+    }
+}

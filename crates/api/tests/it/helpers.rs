@@ -28,6 +28,7 @@ pub fn settings(db: &TestDb, pool_size: u32) -> Settings {
     let mut s: Settings = tenancy::config::load().expect("default configuration");
     s.server.listen = "127.0.0.1:0".into();
     s.server.workers = 2;
+    s.server.development = true;
     s.database.url.clone_from(&db.url);
     s.database.pool_size = pool_size;
     s.redis = db.redis.clone();
