@@ -122,6 +122,8 @@ impl Application {
                 )
                 .configure(crate::routes::config)
                 .into_app()
+                .wrap(from_fn(crate::middleware::protect::small_bodies))
+                .wrap(crate::middleware::protect::security_headers())
                 .wrap(Compress::default())
                 .wrap(from_fn(request_span))
                 .default_service(web::to(|| async {

@@ -40,13 +40,21 @@ pub async fn set_roles(
     user: Uuid,
     names: &[String],
 ) -> Result<(), StoreError> {
+    let mut errors = FieldErrors::new();
+    for name in names {
+        if let Err(m) = crate::check::parameter(name, 100) {
+            errors.add("roles", m);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
     let rows = conn
         .query_all_raw(stmt(
             "SELECT id, name FROM roles WHERE name = ANY($1::text[])",
             [names.to_vec().into()],
         ))
         .await?;
-    let mut errors = FieldErrors::new();
     let mut ids = Vec::new();
     for name in names {
         let found = rows

@@ -60,6 +60,10 @@ pub async fn sign_in(
     password: String,
 ) -> Result<(TokenResponse, Uuid), ApiError> {
     let email = email.trim().to_lowercase();
+    if domain::check::parameter(&email, 254).is_err() {
+        // Not an address anyone signed up with (and PostgreSQL refuses NUL).
+        return Err(ApiError::Unauthorized("wrong e-mail address or password"));
+    }
     let address = req
         .peer_addr()
         .map(|a| a.ip().to_string())

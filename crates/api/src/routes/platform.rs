@@ -41,6 +41,9 @@ pub async fn operator_token(
 ) -> Result<HttpResponse, ApiError> {
     let crate::routes::auth::TokenRequest { email, password } = body.into_inner();
     let email = email.trim().to_lowercase();
+    if domain::check::parameter(&email, 254).is_err() {
+        return Err(ApiError::Unauthorized("wrong e-mail address or password"));
+    }
     let address = req
         .peer_addr()
         .map(|a| a.ip().to_string())

@@ -4,6 +4,7 @@ mod auth;
 mod clients;
 mod config;
 mod crm;
+mod hardening;
 mod helpers;
 mod hosts;
 mod invalidation;

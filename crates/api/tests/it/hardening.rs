@@ -1,0 +1,144 @@
+//! What a hostile caller sends: NUL and control characters, oversized
+//! bodies on open routes; and the headers every answer carries.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tenancy::testing::TestDb;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, tenant_with_admin};
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test]
+async fn nul_and_control_characters_get_client_errors_on_every_path() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+
+    // Sign-in with a NUL in the address: wrong credentials, not a crash.
+    let res = app
+        .on("acme", Method::POST, "/api/v1/auth/token")
+        .json(&json!({ "email": "admin@acme.test\u{0}", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign-in");
+    assert_eq!(res.status(), 401);
+    let res = app
+        .client
+        .post(format!("{}/api/v1/platform/auth/token", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .json(&json!({ "email": "op\u{0}@x.io", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("operator sign-in");
+    assert_eq!(res.status(), 401);
+
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        let mut req = app.on("acme", method, path).bearer_auth(&token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    for path in [
+        "/api/v1/clients?q=%00",
+        "/api/v1/clients?department=a%00b",
+        "/api/v1/users?role=%00",
+        "/api/v1/clients?cursor=%00",
+    ] {
+        let res = send(Method::GET, path, None).await.expect("list");
+        assert!(res.status().is_client_error(), "{path}: {}", res.status());
+    }
+    let res = send(
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "a\u{0}b" })),
+    )
+    .await
+    .expect("create");
+    assert_eq!(res.status(), 422);
+    let me: Value = send(Method::GET, "/api/v1/auth/me", None)
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    let res = send(
+        Method::PUT,
+        &format!("/api/v1/users/{}/roles", me["id"].as_str().expect("id")),
+        Some(json!({ "roles": ["Administrators\u{0}"] })),
+    )
+    .await
+    .expect("roles");
+    assert_eq!(res.status(), 422);
+    let res = send(
+        Method::POST,
+        "/api/v1/sync/push",
+        Some(json!({ "client_id": "dev\u{0}ice", "mutations": [] })),
+    )
+    .await
+    .expect("push");
+    assert_eq!(res.status(), 422);
+    let res = send(
+        Method::POST,
+        "/api/v1/sync/push",
+        Some(json!({ "client_id": "device", "mutations": [
+            { "mutation_id": 1, "op": "create", "model": "clients", "id": Uuid::new_v4(), "fields": { "name": "x\u{1b}[31m" } }
+        ] })),
+    )
+    .await
+    .expect("push");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["results"][0]["status"], "failed", "{body}");
+    let res = send(
+        Method::POST,
+        "/api/v1/sync/filters",
+        Some(json!({ "role": "Sales", "model": "clients", "field": "city", "operator": "eq", "value": "\u{0}" })),
+    )
+    .await
+    .expect("filter");
+    assert_eq!(res.status(), 422);
+}
+
+#[tokio::test]
+async fn headers_and_body_limits() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let res = app.login("acme", "admin@acme.test", PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert_eq!(
+        h["cache-control"], "no-store",
+        "token answers are not cached"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h.contains_key("strict-transport-security"));
+    let docs = app.get("localhost", "/docs/").await;
+    assert_eq!(
+        docs.headers()["x-frame-options"],
+        "DENY",
+        "Swagger UI cannot be framed"
+    );
+
+    // Open routes take small bodies only.
+    let big = "x".repeat(1024 * 1024);
+    for (host, path) in [
+        ("acme.localhost", "/api/v1/auth/token"),
+        ("localhost", "/api/v1/platform/signup"),
+    ] {
+        let res = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header(reqwest::header::HOST, host)
+            .header("content-type", "application/json")
+            .body(format!("{{\"email\":\"{big}\",\"password\":\"x\"}}"))
+            .send()
+            .await
+            .expect("big body");
+        assert_eq!(res.status(), 413, "{path}");
+    }
+}
