@@ -34,6 +34,7 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(token).service(push).service(pull);
 }
 
+/// A sign-in, as JSON or as a form (the package's clients send either).
 #[derive(Deserialize, ToSchema)]
 pub struct LegacyTokenRequest {
     /// The user's e-mail address.
@@ -49,9 +50,12 @@ pub async fn token(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     req: HttpRequest,
-    body: web::Json<LegacyTokenRequest>,
+    body: web::Either<web::Json<LegacyTokenRequest>, web::Form<LegacyTokenRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    let b = match body {
+        web::Either::Left(json) => json.into_inner(),
+        web::Either::Right(form) => form.into_inner(),
+    };
     let (tokens, user) =
         crate::auth::sign_in::sign_in(&state, &tenant, &req, &b.username, b.password).await?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
@@ -69,12 +73,36 @@ pub async fn token(
     })))
 }
 
+/// A push: `{"data": [records with "_model"]}`, or records grouped by
+/// model, `{"app.Model": [records]}`. With an `id` of an existing record a
+/// record is an update.
 #[derive(Deserialize, ToSchema)]
-pub struct LegacyPush {
-    /// Records, each with `_model` (`app.Model` or a sync model name) and
-    /// its fields; with an `id` of an existing record it is an update.
-    #[schema(value_type = Vec<Object>)]
-    pub data: Vec<Map<String, serde_json::Value>>,
+#[serde(untagged)]
+pub enum LegacyPush {
+    Data {
+        #[schema(value_type = Vec<Object>)]
+        data: Vec<Map<String, serde_json::Value>>,
+    },
+    #[schema(value_type = Object)]
+    ByModel(BTreeMap<String, Vec<Map<String, serde_json::Value>>>),
+}
+
+impl LegacyPush {
+    /// Every record, each with its `_model`.
+    fn records(self) -> Vec<Map<String, serde_json::Value>> {
+        match self {
+            Self::Data { data } => data,
+            Self::ByModel(groups) => groups
+                .into_iter()
+                .flat_map(|(model, records)| {
+                    records.into_iter().map(move |mut r| {
+                        r.insert("_model".into(), model.clone().into());
+                        r
+                    })
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -96,7 +124,7 @@ pub async fn push(
     body: web::Json<LegacyPush>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let data = body.into_inner().data;
+    let data = body.into_inner().records();
     let mut errors: Vec<serde_json::Value> = Vec::new();
     let mut mutations: Vec<Mutation> = Vec::with_capacity(data.len());
     let mut names: Vec<String> = Vec::with_capacity(data.len());
@@ -278,8 +306,15 @@ pub async fn pull(
     let mut metadata = Map::new();
     let mut counts = BTreeMap::new();
     for (name, since) in &b.models {
-        let md = model(name)
-            .ok_or_else(|| ApiError::field("models", format!("unknown model `{name}`")))?;
+        // An unknown model is reported in its own metadata; the others
+        // are pulled.
+        let Some(md) = model(name) else {
+            metadata.insert(
+                name.clone(),
+                json!({ "count": 0, "error": format!("unknown model `{name}`") }),
+            );
+            continue;
+        };
         let cursor = cursor_for(&tx, user.id, md.name(), since.as_deref()).await?;
         let pulled = run_pull(
             &state,

@@ -989,3 +989,64 @@ async fn a_watermelondb_create_sent_again_is_applied_as_an_update() {
         (json!("Call back"), json!(2))
     );
 }
+
+#[tokio::test]
+async fn the_seed_package_clients_other_shapes_are_served() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    // A form-encoded sign-in.
+    let res = app
+        .on("acme", Method::POST, "/api/sync/auth/token/")
+        .form(&[("username", "admin@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(res.status(), 200);
+    let auth: Value = res.json().await.expect("json");
+    let token = auth["token"].as_str().expect("token").to_owned();
+
+    // Records grouped by model.
+    let res = app
+        .on("acme", Method::POST, "/api/sync/push/")
+        .bearer_auth(&token)
+        .json(
+            &json!({ "crm.Client": [{ "name": "Grouped A" }, { "name": "Grouped B" }],
+                       "crm.Branch": [{ "name": "North" }] }),
+        )
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["success_count"], 3, "{body}");
+    assert_eq!(
+        body["processed_models"]["crm.Client"]["created"], 2,
+        "{body}"
+    );
+
+    // An unknown model is reported on its own; the others are pulled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = app
+            .on("acme", Method::POST, "/api/sync/pull/")
+            .bearer_auth(&token)
+            .json(&json!({ "models": { "crm.Client": null, "myapp.Spaceship": null } }))
+            .send()
+            .await
+            .expect("pull");
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("json");
+        assert!(
+            body["metadata"]["myapp.Spaceship"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("unknown model")),
+            "{body}"
+        );
+        if body["metadata"]["crm.Client"]["count"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
