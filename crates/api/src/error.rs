@@ -166,6 +166,12 @@ impl From<sync_engine::SyncError> for ApiError {
     }
 }
 
+impl From<redis::RedisError> for ApiError {
+    fn from(_: redis::RedisError) -> Self {
+        Self::Unavailable("redis")
+    }
+}
+
 impl From<jsonwebtoken::errors::Error> for ApiError {
     fn from(err: jsonwebtoken::errors::Error) -> Self {
         Self::Internal(format!("token signing: {err}"))

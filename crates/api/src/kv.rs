@@ -43,9 +43,3 @@ impl Kv {
         Ok(conn.clone())
     }
 }
-
-impl From<redis::RedisError> for ApiError {
-    fn from(_: redis::RedisError) -> Self {
-        Self::Unavailable("redis")
-    }
-}
