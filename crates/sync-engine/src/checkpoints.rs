@@ -100,3 +100,19 @@ pub async fn issue_complete(
         .unwrap_or_else(Utc::now);
     Ok(issued)
 }
+
+/// The cursor of the checkpoint issued to `user` at exactly `at`, whatever
+/// it was issued for.
+pub async fn issued_at(
+    conn: &impl ConnectionTrait,
+    user: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<String>, DbErr> {
+    let row = conn
+        .query_one_raw(stmt(
+            "SELECT cursor FROM sync_checkpoints WHERE user_id = $1 AND issued_at = $2 LIMIT 1",
+            [user.into(), at.into()],
+        ))
+        .await?;
+    row.map(|r| r.try_get_by_index::<String>(0)).transpose()
+}

@@ -666,3 +666,32 @@ pub fn same_as_seen(
         .filter_map(|f| seen.get(f.name).map(|v| (f.name, v)))
         .all(|(name, v)| current.get(name).unwrap_or(&serde_json::Value::Null) == v)
 }
+
+/// For a client that deletes without saying which version it saw: the
+/// base version of each of `ids` as of a pull that delivered everything
+/// below transaction `since`. A record changed since then gets base
+/// version 0, so its delete is settled by the model's strategy; one
+/// unchanged since gets its current version, so the delete applies.
+pub async fn delete_bases(
+    conn: &impl ConnectionTrait,
+    md: &Model,
+    ids: &[Uuid],
+    since: u64,
+) -> Result<HashMap<Uuid, i64>, SyncError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT t.id, CASE WHEN c.txid >= $2::text::xid8 THEN 0 ELSE t.version END \
+         FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
+         WHERE t.id = ANY($1)",
+        table = md.table,
+        model = md.name(),
+    );
+    let rows = conn
+        .query_all_raw(stmt(&sql, [ids.to_vec().into(), since.to_string().into()]))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+        .collect()
+}

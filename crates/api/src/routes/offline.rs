@@ -211,6 +211,18 @@ pub async fn watermelon_push(
     let started = Instant::now();
     let mut mutations = Vec::new();
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    // What the device had pulled: deletes of records changed after that
+    // pull are conflicts, settled by each model's strategy.
+    let pulled_below = match body
+        .last_pulled_at
+        .and_then(DateTime::<Utc>::from_timestamp_micros)
+    {
+        Some(at) => match sync_engine::checkpoints::issued_at(tx.conn(), user.id, at).await? {
+            Some(cursor) => Some(state.cursors.decode(&cursor, tenant.0.id())?.lo),
+            None => None,
+        },
+        None => None,
+    };
     for (table, c) in &body.changes {
         let md = model(table)
             .ok_or_else(|| ApiError::field("changes", format!("unknown table `{table}`")))?;
@@ -249,10 +261,20 @@ pub async fn watermelon_push(
                 fields_of(r),
             );
         }
-        for id in &c.deleted {
-            let id = Uuid::parse_str(id)
-                .map_err(|_| ApiError::field("deleted", "must hold UUID strings"))?;
-            next(Op::Delete, id, None, Map::new());
+        let deleted = c
+            .deleted
+            .iter()
+            .map(|id| {
+                Uuid::parse_str(id)
+                    .map_err(|_| ApiError::field("deleted", "must hold UUID strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bases = match pulled_below {
+            Some(lo) => sync_engine::push::delete_bases(tx.conn(), md, &deleted, lo).await?,
+            None => Default::default(),
+        };
+        for id in deleted {
+            next(Op::Delete, id, bases.get(&id).copied(), Map::new());
         }
     }
     let pushed = apply(&tx, &user, &mutations).await?;

@@ -1050,3 +1050,65 @@ async fn the_seed_package_clients_other_shapes_are_served() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_watermelondb_delete_of_a_record_changed_since_its_pull_conflicts() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let (s, task) = a.post("/api/v1/tasks", json!({ "title": "Call" })).await;
+    assert_eq!(s, 201);
+    let id = task["id"].as_str().expect("id").to_owned();
+    // The device pulls until it has the task.
+    let pull = || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (s, body) = a
+                .post(
+                    "/api/v1/sync/watermelon/pull",
+                    json!({ "last_pulled_at": null, "tables": ["tasks"] }),
+                )
+                .await;
+            assert_eq!(s, 200, "{body}");
+            if body["changes"]["tasks"].to_string().contains(&id) {
+                return body["timestamp"].as_i64().expect("timestamp");
+            }
+            assert!(std::time::Instant::now() < deadline, "{body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let pulled_at = pull().await;
+    // Someone edits it after that pull; the device's delete must not win
+    // over the edit of a `reject` model.
+    let res = app
+        .on("acme", Method::PATCH, &format!("/api/v1/tasks/{id}"))
+        .bearer_auth(&a.token)
+        .json(&json!({ "title": "Call back", "version": 1 }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status(), 200);
+    let delete = |at: i64| {
+        json!({ "changes": { "tasks": { "created": [], "updated": [], "deleted": [id.clone()] } },
+                "last_pulled_at": at })
+    };
+    let (s, body) = a
+        .post("/api/v1/sync/watermelon/push", delete(pulled_at))
+        .await;
+    assert_eq!(s, 409, "{body}");
+    // After pulling the edit, the device's delete goes through.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = pull().await;
+        let (s, body) = a.post("/api/v1/sync/watermelon/push", delete(again)).await;
+        if s == 200 {
+            break;
+        }
+        assert!(
+            s == 409 && std::time::Instant::now() < deadline,
+            "{s} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
