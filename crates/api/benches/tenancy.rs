@@ -154,24 +154,40 @@ async fn main() {
     while !resolver.is_listening() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let one = vec!["prov-000.localhost".to_owned()];
-    let stats = |hosts: Vec<String>| {
-        move |n: usize| Req {
-            method: reqwest::Method::GET,
-            host: hosts[n % hosts.len()].clone(),
-            path: "/api/v1/tenant/stats".into(),
-            token: None,
-            body: None,
-        }
-    };
-    let many: Vec<String> = db
+    // Each tenant's host with an administrator's token (the route needs one).
+    let keys = api::auth::TokenKeys::new(&settings.auth.jwt_secret, 3600, 3600);
+    let many: Vec<(String, String)> = db
         .registry()
         .list()
         .await
         .expect("list")
         .iter()
-        .map(|t| format!("{}.localhost", t.slug()))
+        .map(|t| {
+            let token = keys
+                .issue(
+                    uuid::Uuid::now_v7(),
+                    t.id(),
+                    uuid::Uuid::now_v7(),
+                    vec!["Administrators".into()],
+                )
+                .expect("token");
+            (format!("{}.localhost", t.slug()), token)
+        })
         .collect();
+    let one: Vec<(String, String)> = many
+        .iter()
+        .filter(|(h, _)| h == "prov-000.localhost")
+        .cloned()
+        .collect();
+    let stats = |hosts: Vec<(String, String)>| {
+        move |n: usize| Req {
+            method: reqwest::Method::GET,
+            host: hosts[n % hosts.len()].0.clone(),
+            path: "/api/v1/tenant/stats".into(),
+            token: Some(hosts[n % hosts.len()].1.clone()),
+            body: None,
+        }
+    };
     let path = "/api/v1/tenant/stats";
     load(&address, 16, 2, stats(one.clone())).await; // warm-up
     let s = load(&address, 16, secs, stats(one)).await;

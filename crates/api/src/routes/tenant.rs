@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
+use domain::roles::{Action, Area};
 use sea_orm::FromQueryResult;
 use serde::Serialize;
 use tenancy::TenantTx;
 use uuid::Uuid;
 
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
@@ -91,14 +93,17 @@ const COUNTS_SQL: &str = "SELECT current_schema()::text AS schema, \
     (SELECT count(*) FROM tasks) AS tasks, \
     (SELECT count(*) FROM notes) AS notes";
 
-/// Row counts per table of the tenant's schema.
+/// Row counts per table of the tenant's schema (Administrators).
 #[utoipa::path(tag = "tenant",
-    responses((status = 200, body = Stats), (status = 403), (status = 404)))]
+    responses((status = 200, body = Stats), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
 #[get("/tenant/stats")]
 pub async fn stats(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
+    user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let counts = Counts::find_by_statement(sea_orm::Statement::from_string(
         sea_orm::DbBackend::Postgres,

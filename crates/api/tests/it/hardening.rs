@@ -124,6 +124,10 @@ async fn headers_and_body_limits() {
         "Swagger UI cannot be framed"
     );
 
+    // Table counts and the schema name are for administrators only.
+    let res = app.get("acme.localhost", "/api/v1/tenant/stats").await;
+    assert_eq!(res.status(), 401);
+
     // Open routes take small bodies only.
     let big = "x".repeat(1024 * 1024);
     for (host, path) in [

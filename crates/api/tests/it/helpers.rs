@@ -12,6 +12,17 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// GET `path` with the given `Host` header and bearer `token`.
+    pub async fn get_as(&self, host: &str, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header(reqwest::header::HOST, host)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// GET `path` with the given `Host` header.
     pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
         self.client
@@ -172,4 +183,18 @@ pub async fn write_and_settle(db: &TestDb, tenant: &tenancy::Tenant, sql: &str) 
         assert!(Instant::now() < deadline, "the pull horizon did not pass");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// An access token of an administrator of `tenant`, signed with the
+/// configured secret (for tenants made without a user).
+pub fn admin_token(tenant: &tenancy::Tenant) -> String {
+    let s: Settings = tenancy::config::load().expect("default configuration");
+    api::auth::TokenKeys::new(&s.auth.jwt_secret, 3600, 3600)
+        .issue(
+            uuid::Uuid::now_v7(),
+            tenant.id(),
+            uuid::Uuid::now_v7(),
+            vec![domain::roles::ADMINISTRATORS.into()],
+        )
+        .expect("token")
 }

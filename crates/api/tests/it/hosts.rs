@@ -46,7 +46,7 @@ async fn subdomains_custom_domains_and_the_platform_domain() {
 #[tokio::test]
 async fn hostile_hosts_get_clear_client_errors() {
     let db = TestDb::new(2).await;
-    db.create_tenant("acme").await;
+    let acme = db.create_tenant("acme").await;
     let app = spawn_app(&db, 2).await;
     let long = format!("{}.localhost", "a".repeat(300));
     let hosts = [
@@ -81,9 +81,13 @@ async fn hostile_hosts_get_clear_client_errors() {
     }
     // The tenant is intact after all that.
     assert_eq!(
-        app.get("acme.localhost", "/api/v1/tenant/stats")
-            .await
-            .status(),
+        app.get_as(
+            "acme.localhost",
+            "/api/v1/tenant/stats",
+            &crate::helpers::admin_token(&acme)
+        )
+        .await
+        .status(),
         200
     );
 }

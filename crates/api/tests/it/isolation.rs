@@ -5,7 +5,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tenancy::TenantTx;
 use tenancy::testing::TestDb;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{admin_token, spawn_app};
 
 const TENANTS: usize = 50;
 const REQUESTS: usize = 2_000;
@@ -31,7 +31,7 @@ async fn concurrent_requests_over_many_tenants_never_leak() {
             .await
             .expect("markers");
         tx.commit().await.expect("commit");
-        slugs.push(slug);
+        slugs.push((slug, admin_token(&tenant)));
     }
 
     // A pool of 5 connections for 128 requests in flight: connections are
@@ -41,11 +41,11 @@ async fn concurrent_requests_over_many_tenants_never_leak() {
         .map(|n| {
             // A cheap deterministic shuffle of tenants.
             let i = (n * 7919 + n / 3) % TENANTS;
-            let slug = &slugs[i];
+            let (slug, token) = &slugs[i];
             let app = &app;
             async move {
                 let res = app
-                    .get(&format!("{slug}.localhost"), "/api/v1/tenant/stats")
+                    .get_as(&format!("{slug}.localhost"), "/api/v1/tenant/stats", token)
                     .await;
                 assert_eq!(res.status(), 200, "{slug}");
                 let body: serde_json::Value = res.json().await.expect("json");
