@@ -97,7 +97,7 @@ impl ApiError {
 impl From<tenancy::Error> for ApiError {
     fn from(err: tenancy::Error) -> Self {
         match err {
-            tenancy::Error::Database(sea_orm::DbErr::ConnectionAcquire(_)) => {
+            tenancy::Error::Database(e) if domain::store::is_connection_loss(&e) => {
                 Self::Unavailable("database")
             }
             other => Self::Internal(other.to_string()),
@@ -234,7 +234,13 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let detail = if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            match self {
+                // An outage of a dependency, not a fault of this server.
+                Self::Unavailable(what) => {
+                    tracing::warn!(dependency = what, "request failed: dependency unavailable")
+                }
+                _ => tracing::error!(error = %self, "request failed"),
+            }
             match self {
                 Self::Unavailable(_) => "The service is briefly unavailable; retry shortly.",
                 _ => "The server failed to handle this request; quote the x-request-id header when reporting it.",

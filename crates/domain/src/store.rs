@@ -359,6 +359,28 @@ pub fn sqlstate(err: &DbErr) -> Option<String> {
     }
 }
 
+/// Whether `err` means PostgreSQL was out of reach (connection lost or
+/// refused, server shutting down or starting, no connection to be had) as
+/// opposed to a statement failing: the request may succeed if retried.
+pub fn is_connection_loss(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return false,
+    };
+    match runtime {
+        sea_orm::RuntimeErr::SqlxError(e) => match e.as_ref() {
+            Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+            Sqlx::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Maps a constraint violation of a write on `spec` to what the writer is
 /// told: a foreign key to the referencing field, a unique violation or a
 /// record still referenced to a conflict, a CHECK to an invalid body, the

@@ -53,7 +53,13 @@ pub async fn log_failure(
     err: ApiError,
 ) -> ApiError {
     if let Ok(tx) = TenantTx::begin(&state.db, &tenant.0).await {
-        let message = err.to_string();
+        // What the client was told: a server error's text stays in the
+        // server's log, not in the tenant's sync log.
+        let message = if actix_web::ResponseError::status_code(&err).is_server_error() {
+            "the server failed to handle this request".to_owned()
+        } else {
+            err.to_string()
+        };
         if entry
             .record(tx.conn(), Ending::Failed, Some(&message))
             .await

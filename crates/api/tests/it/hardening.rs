@@ -146,3 +146,73 @@ async fn headers_and_body_limits() {
         assert_eq!(res.status(), 413, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_database_connections_answer_503_and_the_server_recovers() {
+    use futures::StreamExt;
+    use sea_orm::ConnectionTrait;
+
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+
+    // Kill every other backend of this database over and over, as a
+    // PostgreSQL restart or failover would, while requests run.
+    let killer = {
+        let conn = db.db.clone();
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                let _ = conn
+                    .execute_unprepared(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    )
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        })
+    };
+    let statuses: Vec<u16> = futures::stream::iter(0..400)
+        .map(|_| {
+            let (app, token) = (&app, &token);
+            async move {
+                app.on("acme", Method::GET, "/api/v1/clients")
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    killer.await.expect("killer");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "only 200 or 503 while connections die: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    // And it serves again without a restart: dead pooled connections are
+    // dropped as they are met.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let res = app
+            .on("acme", Method::GET, "/api/v1/clients")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("after");
+        if res.status() == 200 {
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "{} of {} requests answered 503 while connections died",
+        statuses.iter().filter(|s| **s == 503).count(),
+        statuses.len()
+    );
+}
