@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres"
 export STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+# A Redis server binary: one test runs (and kills) a Redis of its own.
+command -v redis-server >/dev/null || apt_install redis-server
 # The real WatermelonDB and RxDB clients the sync tests drive.
 command -v npm >/dev/null || apt_install nodejs npm
 (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >&2)
