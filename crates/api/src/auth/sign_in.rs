@@ -69,7 +69,7 @@ pub async fn sign_in(
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     let throttle = Throttle::new(&state.kv, tenant.0.id(), &email, &address, &state.auth);
-    throttle.check().await?;
+    throttle.admit().await?;
 
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let found = Credentials::find_by_statement(stmt(
@@ -89,7 +89,6 @@ pub async fn sign_in(
         Some(c) if matches && c.is_active && c.password_hash.is_some() => c.id,
         _ => {
             tx.rollback().await?;
-            throttle.failed().await?;
             return Err(ApiError::Unauthorized("wrong e-mail address or password"));
         }
     };

@@ -1,5 +1,7 @@
-//! Login throttling in Redis: failures are counted per account and per
-//! client address within a window; past the limit, attempts get 429 with
+//! Login throttling in Redis: attempts are counted per account and per
+//! client address within a window, atomically and before the password is
+//! checked, so parallel guesses cannot slip past the limit; a successful
+//! sign-in takes its attempt back. Past the limit, attempts get 429 with
 //! `Retry-After` until the window ends. Shared by every server instance.
 
 use redis::AsyncCommands;
@@ -35,33 +37,13 @@ impl<'a> Throttle<'a> {
         }
     }
 
-    /// Refuses with 429 if either counter is at its limit.
-    pub async fn check(&self) -> Result<(), ApiError> {
-        let mut conn = self.kv.conn().await?;
-        let (account, address): (Option<u64>, Option<u64>) = redis::pipe()
-            .get(&self.account_key)
-            .get(&self.address_key)
-            .query_async(&mut conn)
-            .await?;
-        for (count, max, key) in [
-            (account, self.max_account, &self.account_key),
-            (address, self.max_address, &self.address_key),
-        ] {
-            if count.unwrap_or(0) >= max {
-                let ttl: i64 = conn.ttl(key).await?;
-                return Err(ApiError::TooManyRequests {
-                    retry_after: ttl.max(1) as u64,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts a failed attempt against the account and the address.
-    pub async fn failed(&self) -> Result<(), ApiError> {
+    /// Counts this attempt against the account and the address, and
+    /// refuses it with 429 if either is then over its limit.
+    pub async fn admit(&self) -> Result<(), ApiError> {
         let mut conn = self.kv.conn().await?;
         let window = self.window_secs as i64;
-        redis::pipe()
+        let (account, _, address, _): (u64, i64, u64, i64) = redis::pipe()
+            .atomic()
             .incr(&self.account_key, 1)
             .cmd("EXPIRE")
             .arg(&self.account_key)
@@ -72,15 +54,31 @@ impl<'a> Throttle<'a> {
             .arg(&self.address_key)
             .arg(window)
             .arg("NX")
-            .query_async::<()>(&mut conn)
+            .query_async(&mut conn)
             .await?;
+        for (count, max, key) in [
+            (account, self.max_account, &self.account_key),
+            (address, self.max_address, &self.address_key),
+        ] {
+            if count > max {
+                let ttl: i64 = conn.ttl(key).await?;
+                return Err(ApiError::TooManyRequests {
+                    retry_after: ttl.max(1) as u64,
+                });
+            }
+        }
         Ok(())
     }
 
-    /// Clears the account's failures after a successful login.
+    /// Clears the account's count after a successful sign-in and takes
+    /// the attempt back from the address's.
     pub async fn succeeded(&self) -> Result<(), ApiError> {
         let mut conn = self.kv.conn().await?;
-        conn.del::<_, ()>(&self.account_key).await?;
+        redis::pipe()
+            .del(&self.account_key)
+            .decr(&self.address_key, 1)
+            .query_async::<()>(&mut conn)
+            .await?;
         Ok(())
     }
 }

@@ -49,7 +49,7 @@ pub async fn operator_token(
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     let throttle = Throttle::new(&state.kv, Uuid::nil(), &email, &address, &state.auth);
-    throttle.check().await?;
+    throttle.admit().await?;
     let found = tenancy::operators::find(&state.db, &email).await?;
     let hash = found
         .as_ref()
@@ -61,7 +61,6 @@ pub async fn operator_token(
     let operator = match found {
         Some(o) if matches && o.is_active => o.id,
         _ => {
-            throttle.failed().await?;
             return Err(ApiError::Unauthorized("wrong e-mail address or password"));
         }
     };

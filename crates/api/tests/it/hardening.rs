@@ -322,3 +322,30 @@ async fn a_lost_redis_costs_a_request_milliseconds_not_seconds() {
     }
     eprintln!("served again {:?} after Redis returned", started.elapsed());
 }
+
+#[tokio::test]
+async fn parallel_guesses_are_counted_before_the_password_check() {
+    use futures::StreamExt;
+
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let statuses: Vec<u16> = futures::stream::iter(0..40)
+        .map(|i| {
+            let app = &app;
+            async move {
+                app.login("acme", "admin@acme.test", &format!("wrong guess {i}"))
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        })
+        .buffer_unordered(40)
+        .collect()
+        .await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    // The account allows 5 failures per window (config/default.toml).
+    assert!(checked <= 5, "{checked} guesses reached the password check");
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+}
