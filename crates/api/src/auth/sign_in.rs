@@ -59,18 +59,7 @@ pub async fn sign_in(
     email: &str,
     password: String,
 ) -> Result<(TokenResponse, Uuid), ApiError> {
-    let email = email.trim().to_lowercase();
-    if domain::check::parameter(&email, 254).is_err() {
-        // Not an address anyone signed up with (and PostgreSQL refuses NUL).
-        return Err(ApiError::Unauthorized("wrong e-mail address or password"));
-    }
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let throttle = Throttle::new(&state.kv, tenant.0.id(), &email, &address, &state.auth);
-    throttle.admit().await?;
-
+    let (email, throttle) = attempt(state, req, tenant.0.id(), email).await?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let found = Credentials::find_by_statement(stmt(
         "SELECT id, password_hash, is_active FROM users WHERE lower(email) = $1",
@@ -78,21 +67,18 @@ pub async fn sign_in(
     ))
     .one(tx.conn())
     .await?;
-    let hash = found
-        .as_ref()
-        .and_then(|c| c.password_hash.clone())
-        .unwrap_or_else(|| password::dummy_hash().to_owned());
-    let matches = web::block(move || password::verify(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let matches = verify(
+        password,
+        found.as_ref().and_then(|c| c.password_hash.clone()),
+    )
+    .await?;
     let user = match found {
         Some(c) if matches && c.is_active && c.password_hash.is_some() => c.id,
         _ => {
             tx.rollback().await?;
-            return Err(ApiError::Unauthorized("wrong e-mail address or password"));
+            return Err(WRONG_CREDENTIALS);
         }
     };
-    throttle.succeeded().await?;
     tx.conn()
         .execute_raw(stmt(
             "UPDATE users SET last_login_at = now() WHERE id = $1",
@@ -101,5 +87,43 @@ pub async fn sign_in(
         .await?;
     let response = tokens_for(state, &tx, tenant.0.id(), user, Uuid::now_v7()).await?;
     tx.commit().await?;
+    // After the commit: Redis is not waited on while a connection is held.
+    throttle.succeeded().await?;
     Ok((response, user))
+}
+
+/// What a refused sign-in says, whatever was wrong.
+pub const WRONG_CREDENTIALS: ApiError = ApiError::Unauthorized("wrong e-mail address or password");
+
+/// Starts a sign-in attempt of `email` in `scope` (a tenant, or nil for
+/// platform operators): the address normalised and checked, the attempt
+/// counted by the throttle (429 past its limits).
+pub async fn attempt<'a>(
+    state: &'a AppState,
+    req: &HttpRequest,
+    scope: Uuid,
+    email: &str,
+) -> Result<(String, Throttle<'a>), ApiError> {
+    let email = email.trim().to_lowercase();
+    if domain::check::parameter(&email, 254).is_err() {
+        // Not an address anyone signed up with (and PostgreSQL refuses NUL).
+        return Err(WRONG_CREDENTIALS);
+    }
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let throttle = Throttle::new(&state.kv, scope, &email, &address, &state.auth);
+    throttle.admit().await?;
+    Ok((email, throttle))
+}
+
+/// Whether `password` matches `hash`; with no hash (no such account, or
+/// no password set) a dummy one is checked, so a miss costs as long as a
+/// wrong password. Runs off the async runtime.
+pub async fn verify(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    let hash = hash.unwrap_or_else(|| password::dummy_hash().to_owned());
+    web::block(move || password::verify(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }

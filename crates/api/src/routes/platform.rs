@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::operator::{OPERATOR_ROLE, Operator};
-use crate::auth::throttle::Throttle;
+use crate::auth::sign_in;
 use crate::error::ApiError;
 use crate::middleware::tenant::PlatformHost;
 use crate::state::AppState;
@@ -40,29 +40,13 @@ pub async fn operator_token(
     body: web::Json<crate::routes::auth::TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let crate::routes::auth::TokenRequest { email, password } = body.into_inner();
-    let email = email.trim().to_lowercase();
-    if domain::check::parameter(&email, 254).is_err() {
-        return Err(ApiError::Unauthorized("wrong e-mail address or password"));
-    }
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let throttle = Throttle::new(&state.kv, Uuid::nil(), &email, &address, &state.auth);
-    throttle.admit().await?;
+    let (email, throttle) = sign_in::attempt(&state, &req, Uuid::nil(), &email).await?;
     let found = tenancy::operators::find(&state.db, &email).await?;
-    let hash = found
-        .as_ref()
-        .map(|o| o.password_hash.clone())
-        .unwrap_or_else(|| domain::password::dummy_hash().to_owned());
-    let matches = web::block(move || domain::password::verify(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let matches =
+        sign_in::verify(password, found.as_ref().map(|o| o.password_hash.clone())).await?;
     let operator = match found {
         Some(o) if matches && o.is_active => o.id,
-        _ => {
-            return Err(ApiError::Unauthorized("wrong e-mail address or password"));
-        }
+        _ => return Err(sign_in::WRONG_CREDENTIALS),
     };
     throttle.succeeded().await?;
     let access_token = state.tokens.issue(
