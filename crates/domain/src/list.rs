@@ -255,7 +255,7 @@ pub async fn page(
         (Order::Asc, NullOrdering::Last)
     };
     let mut q = Select::select();
-    q.expr(Expr::cust(render::columns(spec)))
+    q.expr(Expr::cust(spec.columns().to_owned()))
         .expr(col(column).cast_as(Alias::new("text")))
         .expr(col("id"))
         .from_as(Alias::new(spec.table), Alias::new("t"))

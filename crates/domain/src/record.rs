@@ -260,6 +260,10 @@ pub struct Spec {
     pub table: &'static str,
     pub fields: Vec<Field>,
     pub meta: Meta,
+    /// The record as callers see it, as SQL over alias `t`: computed once,
+    /// used by every read.
+    json: String,
+    columns: String,
 }
 
 impl std::fmt::Debug for Spec {
@@ -271,7 +275,7 @@ impl std::fmt::Debug for Spec {
 impl Spec {
     /// The description of entity `E`.
     pub fn of<E: Describe>() -> Self {
-        let fields = E::Column::iter()
+        let fields: Vec<Field> = E::Column::iter()
             .map(|c| {
                 let rule = E::rule(c);
                 Field {
@@ -283,10 +287,23 @@ impl Spec {
                 }
             })
             .collect();
+        let meta = E::META;
+        let public: Vec<&Field> = fields.iter().filter(|f| f.public()).collect();
+        let mut json: Vec<String> = public
+            .iter()
+            .map(|f| format!("'{0}', t.{0}", f.name))
+            .collect();
+        let mut columns: Vec<String> = public.iter().map(|f| format!("t.{}", f.name)).collect();
+        for (name, sql) in meta.computed {
+            json.push(format!("'{name}', {sql}"));
+            columns.push((*sql).to_owned());
+        }
         Self {
             table: E::default().table_name(),
+            json: format!("json_build_object({})", json.join(", ")),
+            columns: columns.join(", "),
             fields,
-            meta: E::META,
+            meta,
         }
     }
 
@@ -303,21 +320,16 @@ impl Spec {
         self.field(name).filter(|f| f.public())
     }
 
-    /// `json_build_object(...)` of the public fields of alias `t`.
-    pub fn json_sql(&self) -> String {
-        let mut parts: Vec<String> = self
-            .fields
-            .iter()
-            .filter(|f| f.public())
-            .map(|f| format!("'{0}', t.{0}", f.name))
-            .collect();
-        parts.extend(
-            self.meta
-                .computed
-                .iter()
-                .map(|(name, sql)| format!("'{name}', {sql}")),
-        );
-        format!("json_build_object({})", parts.join(", "))
+    /// `json_build_object(...)` of the public fields of alias `t` (and the
+    /// computed ones): a record as sync pulls deliver it.
+    pub fn json_sql(&self) -> &str {
+        &self.json
+    }
+
+    /// The SELECT list of a record as callers see it, over alias `t`: the
+    /// public fields, then the computed ones.
+    pub fn columns(&self) -> &str {
+        &self.columns
     }
 }
 

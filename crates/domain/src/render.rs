@@ -10,19 +10,7 @@ use uuid::Uuid;
 
 use crate::record::{Kind, Spec};
 
-/// The SELECT list of a record as callers see it, over alias `t`.
-pub fn columns(spec: &Spec) -> String {
-    let mut cols: Vec<String> = spec
-        .fields
-        .iter()
-        .filter(|f| f.public())
-        .map(|f| format!("t.{}", f.name))
-        .collect();
-    cols.extend(spec.meta.computed.iter().map(|(_, sql)| (*sql).to_owned()));
-    cols.join(", ")
-}
-
-/// How many columns [`columns`] selects.
+/// How many columns [`Spec::columns`] selects.
 pub fn width(spec: &Spec) -> usize {
     spec.fields.iter().filter(|f| f.public()).count() + spec.meta.computed.len()
 }
@@ -31,7 +19,7 @@ fn text(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).expect("a string always serialises"));
 }
 
-/// The record in `row`, read from column `at` on ([`columns`] order).
+/// The record in `row`, read from column `at` on ([`Spec::columns`] order).
 pub fn record(spec: &Spec, row: &QueryResult, at: usize) -> Result<String, DbErr> {
     let mut out = String::with_capacity(64 * spec.fields.len());
     out.push('{');

@@ -74,7 +74,7 @@ pub struct Written {
 fn returning(spec: &Spec, what: Returning) -> String {
     match what {
         Returning::Ids => "RETURNING t.id, t.version".into(),
-        Returning::Records => format!("RETURNING t.id, t.version, {}", render::columns(spec)),
+        Returning::Records => format!("RETURNING t.id, t.version, {}", spec.columns()),
     }
 }
 
@@ -284,7 +284,7 @@ pub async fn find(
     values.push(id.into());
     let sql = format!(
         "SELECT {cols}, coalesce({visible}, false), t.version FROM {table} t WHERE t.id = ${n}",
-        cols = render::columns(spec),
+        cols = spec.columns(),
         table = spec.table,
         n = values.len()
     );
