@@ -618,24 +618,28 @@ pub async fn for_caller(
 }
 
 /// The current version and record (as pulls show it) of each of `ids`
-/// that exists, for adapters whose clients say "the record as I last saw
-/// it" rather than "the version I last saw".
+/// that exists among the rows `caller` may push, for adapters whose
+/// clients say "the record as I last saw it" rather than "the version I
+/// last saw". Rows outside the caller's scope are not there for them.
 pub async fn current_records(
     conn: &impl ConnectionTrait,
     md: &Model,
+    perms: &Permissions,
+    caller: Uuid,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, (i64, Map<String, serde_json::Value>)>, SyncError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let mut values: Vec<Value> = vec![ids.to_vec().into()];
+    let visible = perms.write(md)?.sql(md, caller, &mut values);
     let sql = format!(
-        "SELECT t.id, t.version, {json}::text AS data FROM {table} t WHERE t.id = ANY($1)",
+        "SELECT t.id, t.version, {json}::text AS data FROM {table} t \
+         WHERE t.id = ANY($1) AND {visible}",
         json = md.json_sql(),
         table = md.table,
     );
-    let rows = conn
-        .query_all_raw(stmt(&sql, [ids.to_vec().into()]))
-        .await?;
+    let rows = conn.query_all_raw(stmt(&sql, values)).await?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         let id: Uuid = r.try_get_by_index(0)?;

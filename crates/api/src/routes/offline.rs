@@ -11,6 +11,7 @@ use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, json};
+use sync_engine::Permissions;
 use sync_engine::models::model;
 use sync_engine::push::{self, Mutation, Op, Pushed, Status};
 use tenancy::TenantTx;
@@ -64,8 +65,15 @@ fn uuid_of(v: Option<&serde_json::Value>) -> Result<Uuid, ApiError> {
         .ok_or_else(|| ApiError::field("id", "must be a UUID string"))
 }
 
-async fn apply(tx: &TenantTx, user: &AuthUser, mutations: &[Mutation]) -> Result<Pushed, ApiError> {
-    crate::routes::sync::run_push(tx, user, None, mutations).await
+/// Applies `mutations` with the caller's permissions (loaded once by the
+/// adapter, which also reads records with them).
+async fn apply(
+    tx: &TenantTx,
+    user: &AuthUser,
+    perms: &Permissions,
+    mutations: &[Mutation],
+) -> Result<Pushed, ApiError> {
+    Ok(push::push(tx.conn(), user.id, perms, None, mutations).await?)
 }
 
 fn counts(pushed: &Pushed) -> BTreeMap<String, u64> {
@@ -211,6 +219,7 @@ pub async fn watermelon_push(
     let started = Instant::now();
     let mut mutations = Vec::new();
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let perms = Permissions::load(tx.conn(), &user.roles).await?;
     // What the device had pulled: deletes of records changed after that
     // pull are conflicts, settled by each model's strategy.
     let pulled_below = match body
@@ -232,7 +241,7 @@ pub async fn watermelon_push(
             .filter_map(|r| r.get("id").and_then(|v| v.as_str()))
             .filter_map(|s| Uuid::parse_str(s).ok())
             .collect();
-        let existing = sync_engine::push::current_records(tx.conn(), md, &created).await?;
+        let existing = push::current_records(tx.conn(), md, &perms, user.id, &created).await?;
         let mut next = |op, id, base_version, fields| {
             mutations.push(Mutation {
                 mutation_id: mutations.len() as i64 + 1,
@@ -277,7 +286,7 @@ pub async fn watermelon_push(
             next(Op::Delete, id, bases.get(&id).copied(), Map::new());
         }
     }
-    let pushed = apply(&tx, &user, &mutations).await?;
+    let pushed = apply(&tx, &user, &perms, &mutations).await?;
     let entry = Entry {
         user: user.id,
         client: Some("watermelondb"),
@@ -423,7 +432,8 @@ pub async fn rxdb_push(
         .iter()
         .map(|row| uuid_of(row.new_document_state.get("id")))
         .collect::<Result<Vec<_>, _>>()?;
-    let current = sync_engine::push::current_records(tx.conn(), md, &ids).await?;
+    let perms = Permissions::load(tx.conn(), &user.roles).await?;
+    let current = push::current_records(tx.conn(), md, &perms, user.id, &ids).await?;
     let mut mutations = Vec::with_capacity(body.len());
     for (row, id) in body.iter().zip(ids) {
         let doc = &row.new_document_state;
@@ -463,7 +473,7 @@ pub async fn rxdb_push(
             },
         });
     }
-    let pushed = apply(&tx, &user, &mutations).await?;
+    let pushed = apply(&tx, &user, &perms, &mutations).await?;
     if let Some(bad) = pushed.results.iter().find(|o| o.status == Status::Failed) {
         tx.rollback().await?;
         return Err(ApiError::field(
