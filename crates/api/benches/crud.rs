@@ -50,9 +50,10 @@ async fn tenant(db: &TestDb, keys: &TokenKeys, slug: &str) -> Target {
         .collect();
     let token = keys
         .issue(
-            Uuid::now_v7(),
+            db.administrator(&t).await,
             t.id(),
             Uuid::now_v7(),
+            1,
             vec!["Administrators".into()],
         )
         .expect("token");

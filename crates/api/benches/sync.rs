@@ -90,6 +90,7 @@ async fn main() {
             admin_id,
             tenant.id(),
             Uuid::now_v7(),
+            1,
             vec!["Administrators".into()],
         )
         .expect("token");

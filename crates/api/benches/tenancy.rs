@@ -156,24 +156,19 @@ async fn main() {
     }
     // Each tenant's host with an administrator's token (the route needs one).
     let keys = api::auth::TokenKeys::new(&settings.auth.jwt_secret, 3600, 3600);
-    let many: Vec<(String, String)> = db
-        .registry()
-        .list()
-        .await
-        .expect("list")
-        .iter()
-        .map(|t| {
-            let token = keys
-                .issue(
-                    uuid::Uuid::now_v7(),
-                    t.id(),
-                    uuid::Uuid::now_v7(),
-                    vec!["Administrators".into()],
-                )
-                .expect("token");
-            (format!("{}.localhost", t.slug()), token)
-        })
-        .collect();
+    let mut many: Vec<(String, String)> = Vec::new();
+    for t in db.registry().list().await.expect("list") {
+        let token = keys
+            .issue(
+                db.administrator(&t).await,
+                t.id(),
+                uuid::Uuid::now_v7(),
+                1,
+                vec!["Administrators".into()],
+            )
+            .expect("token");
+        many.push((format!("{}.localhost", t.slug()), token));
+    }
     let one: Vec<(String, String)> = many
         .iter()
         .filter(|(h, _)| h == "prov-000.localhost")

@@ -12,6 +12,7 @@ use tenancy::{Registry, Resolver, TenantEvents};
 use utoipa_actix_web::AppExt;
 
 use crate::auth::TokenKeys;
+use crate::auth::standing::Standings;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::kv::Kv;
@@ -42,7 +43,9 @@ pub struct Application {
     server: Server,
     listener_task: tokio::task::JoinHandle<()>,
     purge_task: tokio::task::JoinHandle<()>,
+    standing_task: tokio::task::JoinHandle<()>,
     resolver: Arc<Resolver>,
+    standings: Arc<Standings>,
 }
 
 impl Application {
@@ -64,6 +67,8 @@ impl Application {
             Duration::from_secs(settings.sync.tombstone_retention_days * 86_400),
             Duration::from_secs(settings.sync.purge_interval_secs),
         );
+        let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
+        let standing_task = standings.spawn_listener(settings.database.url.clone());
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
@@ -84,6 +89,7 @@ impl Application {
                 settings.auth.access_ttl_secs,
                 settings.auth.refresh_ttl_secs,
             ),
+            standings: Arc::clone(&standings),
             auth: settings.auth.clone(),
             base_domain: settings.tenancy.base_domain.clone(),
             cursors: sync_engine::CursorKey::new(&settings.cursor_secret()),
@@ -142,7 +148,9 @@ impl Application {
             server,
             listener_task,
             purge_task,
+            standing_task,
             resolver,
+            standings,
         })
     }
 
@@ -156,11 +164,17 @@ impl Application {
         Arc::clone(&self.resolver)
     }
 
+    /// The cache of account standings (to wait until its listener is up).
+    pub fn standings(&self) -> Arc<Standings> {
+        Arc::clone(&self.standings)
+    }
+
     /// Serves until the process is told to stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.listener_task.abort();
         self.purge_task.abort();
+        self.standing_task.abort();
         result
     }
 }

@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 use tenancy::Resolver;
 
 use crate::auth::TokenKeys;
+use crate::auth::standing::Standings;
 use crate::configuration::AuthSettings;
 use crate::kv::Kv;
 
@@ -15,6 +16,7 @@ pub struct AppState {
     pub kv: Kv,
     pub resolver: Arc<Resolver>,
     pub tokens: TokenKeys,
+    pub standings: Arc<Standings>,
     pub auth: AuthSettings,
     pub base_domain: String,
     pub cursors: sync_engine::CursorKey,

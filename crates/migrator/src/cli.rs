@@ -54,6 +54,13 @@ pub enum OperatorCommand {
         #[arg(long, env = "STRATA_OPERATOR_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// End every session of an operator at once, on every server.
+    Revoke {
+        email: String,
+        /// Also disable the operator, so it cannot sign in again.
+        #[arg(long)]
+        disable: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -128,6 +128,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Operator(OperatorCommand::Revoke { email, disable }) => {
+            let ctx = context(&cli, 1).await?;
+            if !tenancy::operators::revoke(&ctx.db, email, *disable).await? {
+                return Err(CliError::Input(format!("no operator {email}")));
+            }
+            ctx.out
+                .emit(&json!({ "email": email, "disabled": disable }), || {
+                    if *disable {
+                        format!("disabled operator {email} and ended every session")
+                    } else {
+                        format!("ended every session of operator {email}")
+                    }
+                });
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub struct OperatorCredentials {
     pub id: Uuid,
     pub password_hash: String,
     pub is_active: bool,
+    pub credentials_epoch: i64,
 }
 
 /// Registers an operator. `email` must be validated and lower-cased, and
@@ -42,9 +43,56 @@ pub async fn find(
     email: &str,
 ) -> Result<Option<OperatorCredentials>, Error> {
     Ok(OperatorCredentials::find_by_statement(stmt(
-        "SELECT id, password_hash, is_active FROM public.platform_operators WHERE lower(email) = $1",
+        "SELECT id, password_hash, is_active, credentials_epoch FROM public.platform_operators WHERE lower(email) = $1",
         [email.into()],
     ))
     .one(db)
     .await?)
+}
+
+/// Records session `session` of `operator`, valid for `ttl_secs`.
+pub async fn start_session(
+    db: &impl ConnectionTrait,
+    operator: Uuid,
+    session: Uuid,
+    ttl_secs: u64,
+) -> Result<(), Error> {
+    db.execute_raw(stmt(
+        "INSERT INTO public.platform_operator_sessions (id, operator_id, expires_at) \
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+        [session.into(), operator.into(), (ttl_secs as f64).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Revokes one session of `operator` (signing out).
+pub async fn end_session(
+    db: &impl ConnectionTrait,
+    operator: Uuid,
+    session: Uuid,
+) -> Result<(), Error> {
+    db.execute_raw(stmt(
+        "UPDATE public.platform_operator_sessions SET revoked_at = now() \
+         WHERE id = $1 AND operator_id = $2 AND revoked_at IS NULL",
+        [session.into(), operator.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Ends every session of operator `email` by starting a new credentials
+/// epoch; with `disable`, the operator can no longer sign in either.
+/// False if there is no such operator.
+pub async fn revoke(db: &impl ConnectionTrait, email: &str, disable: bool) -> Result<bool, Error> {
+    let res = db
+        .execute_raw(stmt(
+            "UPDATE public.platform_operators \
+             SET credentials_epoch = credentials_epoch + 1, \
+                 is_active = is_active AND NOT $2, updated_at = now() \
+             WHERE lower(email) = lower($1)",
+            [email.into(), disable.into()],
+        ))
+        .await?;
+    Ok(res.rows_affected() > 0)
 }

@@ -89,6 +89,37 @@ impl TestDb {
         .expect("valid tenant");
         self.registry().create(&new).await.expect("create tenant")
     }
+
+    /// The id of an active administrator of `tenant`, made (without a
+    /// password) if it has none; its credentials epoch is 1.
+    pub async fn administrator(&self, tenant: &Tenant) -> uuid::Uuid {
+        let tx = crate::TenantTx::begin(&self.db, tenant)
+            .await
+            .expect("begin");
+        let row = tx
+            .conn()
+            .query_one_raw(crate::sql::stmt(
+                "WITH found AS ( \
+                   SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id \
+                   JOIN roles r ON r.id = ur.role_id \
+                   WHERE r.name = 'Administrators' AND u.is_active LIMIT 1), \
+                 made AS ( \
+                   INSERT INTO users (id, email, full_name) \
+                   SELECT gen_random_uuid(), 'administrator@strata.test', 'Administrator' \
+                   WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), \
+                 granted AS ( \
+                   INSERT INTO user_roles (user_id, role_id) \
+                   SELECT made.id, r.id FROM made, roles r WHERE r.name = 'Administrators') \
+                 SELECT id FROM found UNION ALL SELECT id FROM made",
+                [],
+            ))
+            .await
+            .expect("administrator")
+            .expect("a row");
+        let id = row.try_get_by_index(0).expect("uuid");
+        tx.commit().await.expect("commit");
+        id
+    }
 }
 
 impl Drop for TestDb {

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_tenants;
 mod m20261122_000002_create_platform_operators;
 mod m20261122_000003_create_sync_functions;
+mod m20261123_000004_create_operator_sessions;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_tenants::Migration),
             Box::new(m20261122_000002_create_platform_operators::Migration),
             Box::new(m20261122_000003_create_sync_functions::Migration),
+            Box::new(m20261123_000004_create_operator_sessions::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ mod m20261122_000004_create_tasks_and_notes;
 mod m20261122_000005_create_sync_tracking;
 mod m20261123_000006_keep_an_administrator;
 mod m20261123_000007_add_client_industry;
+mod m20261123_000008_session_standing;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_sync_tracking::Migration),
             Box::new(m20261123_000006_keep_an_administrator::Migration),
             Box::new(m20261123_000007_add_client_industry::Migration),
+            Box::new(m20261123_000008_session_standing::Migration),
         ]
     }
 }

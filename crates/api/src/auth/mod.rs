@@ -5,6 +5,7 @@
 pub mod operator;
 pub mod sessions;
 pub mod sign_in;
+pub mod standing;
 pub mod throttle;
 pub mod tokens;
 pub mod user;

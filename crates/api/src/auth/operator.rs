@@ -17,6 +17,8 @@ pub const OPERATOR_ROLE: &str = "platform-operator";
 #[derive(Debug, Clone)]
 pub struct Operator {
     pub id: Uuid,
+    /// The session the token was issued in.
+    pub session: Uuid,
 }
 
 impl FromRequest for Operator {
@@ -27,11 +29,20 @@ impl FromRequest for Operator {
         let req = req.clone();
         Box::pin(async move {
             PlatformHost::extract(&req).await?;
-            let claims = verified_claims(&req).await?;
+            let (state, claims) = verified_claims(&req)?;
             if !claims.tid.is_nil() || claims.roles != [OPERATOR_ROLE] {
                 return Err(ApiError::Unauthorized("an operator token is required"));
             }
-            Ok(Self { id: claims.sub })
+            let standing = state
+                .standings
+                .operator(&state.db, claims.sub)
+                .await?
+                .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+            standing.admits(claims.fam, claims.epc)?;
+            Ok(Self {
+                id: claims.sub,
+                session: claims.fam,
+            })
         })
     }
 }

@@ -3,22 +3,19 @@
 //! A login starts a family; each refresh marks the presented token used and
 //! issues the next one in the same family. Presenting a token that was
 //! already used means it was stolen or replayed: the whole family is
-//! revoked. Revoking a family also marks it in Redis for the lifetime of an
-//! access token, so access tokens of that session stop working on every
-//! server at once.
+//! revoked. Revoking a family ends its access tokens too, on every server
+//! at once: see [`crate::auth::standing`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use sha2::{Digest, Sha256};
 use tenancy::{TenantTx, stmt};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::kv::Kv;
 
 fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -64,7 +61,7 @@ pub enum Presented {
     /// A live token, now marked used.
     Valid { user: Uuid, family: Uuid },
     /// A token used before: its family has been revoked.
-    Reused { family: Uuid },
+    Reused,
     /// Unknown, expired or revoked.
     Invalid,
 }
@@ -86,9 +83,7 @@ pub async fn consume(tx: &TenantTx, token: &str) -> Result<Presented, ApiError> 
     }
     if row.used_at.is_some() {
         revoke_family(tx, row.family_id).await?;
-        return Ok(Presented::Reused {
-            family: row.family_id,
-        });
+        return Ok(Presented::Reused);
     }
     tx.conn()
         .execute_raw(stmt(
@@ -124,23 +119,4 @@ pub async fn revoke_family(tx: &TenantTx, family: Uuid) -> Result<(), ApiError> 
         ))
         .await?;
     Ok(())
-}
-
-fn revoked_key(kv: &Kv, family: Uuid) -> String {
-    kv.key(&format!("revoked-family:{family}"))
-}
-
-/// Marks `family` revoked for every server, for as long as an access token
-/// of it could still be unexpired.
-pub async fn announce_revoked(kv: &Kv, family: Uuid, access_ttl_secs: u64) -> Result<(), ApiError> {
-    let mut conn = kv.conn().await?;
-    conn.set_ex::<_, _, ()>(revoked_key(kv, family), 1, access_ttl_secs + 60)
-        .await?;
-    Ok(())
-}
-
-/// True if `family` was revoked (logout or reuse) on any server.
-pub async fn is_revoked(kv: &Kv, family: Uuid) -> Result<bool, ApiError> {
-    let mut conn = kv.conn().await?;
-    Ok(conn.exists(revoked_key(kv, family)).await?)
 }

@@ -9,8 +9,8 @@ use tenancy::{TenantTx, stmt};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::sessions;
 use crate::auth::throttle::Throttle;
+use crate::auth::{sessions, standing};
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
@@ -39,9 +39,20 @@ pub async fn tokens_for(
     user: Uuid,
     family: Uuid,
 ) -> Result<TokenResponse, ApiError> {
-    let roles = domain::users::roles_of(tx.conn(), user).await?;
+    let standing = standing::of_user(tx.conn(), user, 0)
+        .await?
+        .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    if !standing.is_active {
+        return Err(ApiError::Unauthorized("the account is disabled"));
+    }
     let refresh_token = sessions::issue(tx, user, family, state.tokens.refresh_ttl_secs).await?;
-    let access_token = state.tokens.issue(user, tenant, family, roles)?;
+    let access_token = state.tokens.issue(
+        user,
+        tenant,
+        family,
+        standing.credentials_epoch,
+        standing.roles,
+    )?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

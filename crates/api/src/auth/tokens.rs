@@ -16,8 +16,13 @@ pub struct Claims {
     pub tid: Uuid,
     /// The session (refresh-token family) the token was issued in.
     pub fam: Uuid,
-    /// The user's roles when the token was issued.
+    /// The user's roles when the token was issued, for the client's
+    /// information: the server reads the current ones on every request.
     pub roles: Vec<String>,
+    /// The account's credentials epoch when the token was issued; a
+    /// password change starts a new one and refuses older tokens.
+    #[serde(default)]
+    pub epc: i64,
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
@@ -47,12 +52,14 @@ impl TokenKeys {
         }
     }
 
-    /// Signs an access token for `user` in `tenant`, session `family`.
+    /// Signs an access token for `user` in `tenant`, session `family`,
+    /// credentials epoch `epoch`.
     pub fn issue(
         &self,
         user: Uuid,
         tenant: Uuid,
         family: Uuid,
+        epoch: i64,
         roles: Vec<String>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
@@ -61,6 +68,7 @@ impl TokenKeys {
             tid: tenant,
             fam: family,
             roles,
+            epc: epoch,
             iss: ISSUER.to_owned(),
             iat: now,
             exp: now + self.access_ttl_secs as i64,

@@ -6,7 +6,7 @@ use domain::roles::{Action, Area, allows};
 use futures::future::LocalBoxFuture;
 use uuid::Uuid;
 
-use crate::auth::{Claims, sessions};
+use crate::auth::Claims;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub struct AuthUser {
     pub id: Uuid,
     pub family: Uuid,
+    /// The user's roles now (not when the token was issued).
     pub roles: Vec<String>,
 }
 
@@ -42,21 +43,20 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The claims of the request's bearer token, checked: signature, expiry,
-/// issuer, algorithm, and that its session was not revoked.
-pub async fn verified_claims(req: &HttpRequest) -> Result<Claims, ApiError> {
+/// The application state and the claims of the request's bearer token,
+/// checked for signature, expiry, issuer and algorithm. Whether the account
+/// still stands behind them is the caller's to check.
+pub fn verified_claims(req: &HttpRequest) -> Result<(web::Data<AppState>, Claims), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
+        .cloned()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
     let token = bearer(req).ok_or(ApiError::Unauthorized("a bearer token is required"))?;
     let claims = state
         .tokens
         .verify(token)
         .ok_or(ApiError::Unauthorized("the token is invalid or expired"))?;
-    if sessions::is_revoked(&state.kv, claims.fam).await? {
-        return Err(ApiError::Unauthorized("the session was revoked"));
-    }
-    Ok(claims)
+    Ok((state, claims))
 }
 
 impl FromRequest for AuthUser {
@@ -67,16 +67,22 @@ impl FromRequest for AuthUser {
         let req = req.clone();
         Box::pin(async move {
             let tenant = CurrentTenant::extract(&req).await?;
-            let claims = verified_claims(&req).await?;
+            let (state, claims) = verified_claims(&req)?;
             if claims.tid != tenant.0.id() {
                 return Err(ApiError::Unauthorized(
                     "the token was not issued for this tenant",
                 ));
             }
+            let standing = state
+                .standings
+                .user(&state.db, &tenant.0, claims.sub)
+                .await?
+                .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+            standing.admits(claims.fam, claims.epc)?;
             Ok(Self {
                 id: claims.sub,
                 family: claims.fam,
-                roles: claims.roles,
+                roles: standing.roles.clone(),
             })
         })
     }

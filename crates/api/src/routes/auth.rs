@@ -1,9 +1,8 @@
 //! Sign-in, token refresh, logout and the caller's own profile.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use sea_orm::ConnectionTrait;
 use serde::Deserialize;
-use tenancy::{TenantTx, stmt};
+use tenancy::TenantTx;
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
@@ -65,25 +64,13 @@ pub async fn refresh(
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     match sessions::consume(&tx, &body.refresh_token).await? {
         Presented::Valid { user, family } => {
-            let active = tx
-                .conn()
-                .query_one_raw(stmt(
-                    "SELECT 1 FROM users WHERE id = $1 AND is_active",
-                    [user.into()],
-                ))
-                .await?
-                .is_some();
-            if !active {
-                tx.rollback().await?;
-                return Err(ApiError::Unauthorized("the account is disabled"));
-            }
+            // Refused for a disabled or deleted account.
             let response = tokens_for(&state, &tx, tenant.0.id(), user, family).await?;
             tx.commit().await?;
             Ok(HttpResponse::Ok().json(response))
         }
-        Presented::Reused { family } => {
+        Presented::Reused => {
             tx.commit().await?;
-            sessions::announce_revoked(&state.kv, family, state.tokens.access_ttl_secs).await?;
             Err(ApiError::Unauthorized(
                 "this refresh token was already used; the session has been revoked",
             ))
@@ -111,7 +98,6 @@ pub async fn logout(
     if let Some(family) = sessions::family_of(&tx, &body.refresh_token).await? {
         sessions::revoke_family(&tx, family).await?;
         tx.commit().await?;
-        sessions::announce_revoked(&state.kv, family, state.tokens.access_ttl_secs).await?;
     } else {
         tx.rollback().await?;
     }

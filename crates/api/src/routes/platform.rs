@@ -17,7 +17,10 @@ use crate::state::AppState;
 
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(signup).service(operator_token).service(tenants);
+    cfg.service(signup)
+        .service(operator_token)
+        .service(operator_logout)
+        .service(tenants);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -28,7 +31,8 @@ pub struct OperatorTokenResponse {
 }
 
 /// Signs a platform operator in (on the platform domain). Operator tokens
-/// are short-lived and have no refresh token.
+/// are short-lived, have no refresh token, and each is a session that
+/// `POST /platform/auth/logout` or `migrator operator revoke` ends.
 #[utoipa::path(tag = "platform",
     request_body = crate::routes::auth::TokenRequest,
     responses((status = 200, body = OperatorTokenResponse), (status = 401), (status = 429)))]
@@ -44,15 +48,19 @@ pub async fn operator_token(
     let found = tenancy::operators::find(&state.db, &email).await?;
     let matches =
         sign_in::verify(password, found.as_ref().map(|o| o.password_hash.clone())).await?;
-    let operator = match found {
-        Some(o) if matches && o.is_active => o.id,
+    let (operator, epoch) = match found {
+        Some(o) if matches && o.is_active => (o.id, o.credentials_epoch),
         _ => return Err(sign_in::WRONG_CREDENTIALS),
     };
+    let session = Uuid::now_v7();
+    tenancy::operators::start_session(&state.db, operator, session, state.tokens.access_ttl_secs)
+        .await?;
     throttle.succeeded().await?;
     let access_token = state.tokens.issue(
         operator,
         Uuid::nil(),
-        Uuid::now_v7(),
+        session,
+        epoch,
         vec![OPERATOR_ROLE.to_owned()],
     )?;
     Ok(HttpResponse::Ok().json(OperatorTokenResponse {
@@ -60,6 +68,20 @@ pub async fn operator_token(
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl_secs,
     }))
+}
+
+/// Ends the calling operator's session: its token is refused from now on,
+/// on every server.
+#[utoipa::path(tag = "platform",
+    responses((status = 204), (status = 401)),
+    security(("bearer" = [])))]
+#[post("/platform/auth/logout")]
+pub async fn operator_logout(
+    state: web::Data<AppState>,
+    operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    tenancy::operators::end_session(&state.db, operator.id, operator.session).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Serialize, ToSchema)]

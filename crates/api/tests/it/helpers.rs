@@ -6,6 +6,7 @@ use api::configuration::Settings;
 use api::startup::Application;
 use tenancy::testing::TestDb;
 
+#[derive(Clone)]
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -49,7 +50,7 @@ pub fn settings(db: &TestDb, pool_size: u32) -> Settings {
 }
 
 /// Starts an app with `settings` and, if `wait` is set, waits until its
-/// tenant cache listens to Redis.
+/// tenant cache listens to Redis and its standing cache to PostgreSQL.
 pub async fn spawn_with(settings: &Settings, wait: bool) -> TestApp {
     // STRATA_TEST_LOG=debug shows the server's logs while debugging a test.
     if let Ok(level) = std::env::var("STRATA_TEST_LOG") {
@@ -61,9 +62,13 @@ pub async fn spawn_with(settings: &Settings, wait: bool) -> TestApp {
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let resolver = app.resolver();
+    let standings = app.standings();
     tokio::spawn(app.run_until_stopped());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while wait && !resolver.is_listening() && Instant::now() < deadline {
+    while wait
+        && !(resolver.is_listening() && standings.is_listening())
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     TestApp {
@@ -185,16 +190,83 @@ pub async fn write_and_settle(db: &TestDb, tenant: &tenancy::Tenant, sql: &str) 
     }
 }
 
-/// An access token of an administrator of `tenant`, signed with the
-/// configured secret (for tenants made without a user).
-pub fn admin_token(tenant: &tenancy::Tenant) -> String {
+/// An access token of an administrator of `tenant` (made if it has none),
+/// signed with the configured secret.
+pub async fn admin_token(db: &TestDb, tenant: &tenancy::Tenant) -> String {
     let s: Settings = tenancy::config::load().expect("default configuration");
+    let admin = db.administrator(tenant).await;
     api::auth::TokenKeys::new(&s.auth.jwt_secret, 3600, 3600)
         .issue(
-            uuid::Uuid::now_v7(),
+            admin,
             tenant.id(),
             uuid::Uuid::now_v7(),
+            1,
             vec![domain::roles::ADMINISTRATORS.into()],
         )
         .expect("token")
+}
+
+/// A Redis server of the test's own on a free port, killed on drop.
+pub struct OwnRedis {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl OwnRedis {
+    pub fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        Self::start_on(port)
+    }
+
+    pub fn start_on(port: u16) -> Option<Self> {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self { child, url });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl OwnRedis {
+    /// Kills the server (it keeps nothing on disk).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A new, empty server on the same port, as after a restart.
+    pub fn restarted(&self) -> Self {
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        Self::start_on(port).expect("restart redis")
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

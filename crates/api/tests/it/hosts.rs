@@ -84,7 +84,7 @@ async fn hostile_hosts_get_clear_client_errors() {
         app.get_as(
             "acme.localhost",
             "/api/v1/tenant/stats",
-            &crate::helpers::admin_token(&acme)
+            &crate::helpers::admin_token(&db, &acme).await
         )
         .await
         .status(),

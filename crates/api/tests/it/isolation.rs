@@ -31,7 +31,7 @@ async fn concurrent_requests_over_many_tenants_never_leak() {
             .await
             .expect("markers");
         tx.commit().await.expect("commit");
-        slugs.push((slug, admin_token(&tenant)));
+        slugs.push((slug, admin_token(&db, &tenant).await));
     }
 
     // A pool of 5 connections for 128 requests in flight: connections are

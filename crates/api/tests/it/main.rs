@@ -12,4 +12,5 @@ mod isolation;
 mod parity;
 mod platform;
 mod probes;
+mod sessions;
 mod sync;
