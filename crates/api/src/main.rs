@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use api::configuration::Settings;
 use api::startup::Application;
 
+/// mimalloc returns freed memory to the system; glibc's malloc kept the
+/// 19 MiB of each password check in per-thread arenas (736 MiB after 100
+/// concurrent sign-ins).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match Settings::load() {

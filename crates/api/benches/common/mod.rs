@@ -133,6 +133,16 @@ pub struct Server {
 impl Server {
     /// Starts the server with a pool of `pool_size` and waits until it is ready.
     pub async fn start(bin: &str, db: &tenancy::testing::TestDb, pool_size: u32) -> Self {
+        Self::start_with(bin, db, pool_size, &[]).await
+    }
+
+    /// As [`Server::start`], with more settings as `STRATA__…` variables.
+    pub async fn start_with(
+        bin: &str,
+        db: &tenancy::testing::TestDb,
+        pool_size: u32,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -145,6 +155,7 @@ impl Server {
             .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("STRATA__LOG__LEVEL", "warn")
             .env("STRATA__SERVER__DEVELOPMENT", "true")
+            .envs(settings.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start server");

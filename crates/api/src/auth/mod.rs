@@ -2,6 +2,7 @@
 //! sessions with rotation and reuse detection, login throttling, and the
 //! extractor that admits a request.
 
+pub mod hashing;
 pub mod operator;
 pub mod sessions;
 pub mod sign_in;

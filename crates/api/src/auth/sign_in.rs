@@ -1,8 +1,7 @@
 //! Signing a tenant user in: credentials checked against the throttle,
 //! a new session, and its tokens. Every sign-in route calls this.
 
-use actix_web::{HttpRequest, web};
-use domain::password;
+use actix_web::HttpRequest;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::Serialize;
 use tenancy::{TenantTx, stmt};
@@ -10,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::throttle::Throttle;
-use crate::auth::{sessions, standing};
+use crate::auth::{hashing, sessions, standing};
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
@@ -78,7 +77,7 @@ pub async fn sign_in(
     ))
     .one(tx.conn())
     .await?;
-    let matches = verify(
+    let matches = hashing::verify(
         password,
         found.as_ref().and_then(|c| c.password_hash.clone()),
     )
@@ -127,14 +126,4 @@ pub async fn attempt<'a>(
     let throttle = Throttle::new(&state.kv, scope, &email, &address, &state.auth);
     throttle.admit().await?;
     Ok((email, throttle))
-}
-
-/// Whether `password` matches `hash`; with no hash (no such account, or
-/// no password set) a dummy one is checked, so a miss costs as long as a
-/// wrong password. Runs off the async runtime.
-pub async fn verify(password: String, hash: Option<String>) -> Result<bool, ApiError> {
-    let hash = hash.unwrap_or_else(|| password::dummy_hash().to_owned());
-    web::block(move || password::verify(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }

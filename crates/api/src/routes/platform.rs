@@ -47,7 +47,8 @@ pub async fn operator_token(
     let (email, throttle) = sign_in::attempt(&state, &req, Uuid::nil(), &email).await?;
     let found = tenancy::operators::find(&state.db, &email).await?;
     let matches =
-        sign_in::verify(password, found.as_ref().map(|o| o.password_hash.clone())).await?;
+        crate::auth::hashing::verify(password, found.as_ref().map(|o| o.password_hash.clone()))
+            .await?;
     let (operator, epoch) = match found {
         Some(o) if matches && o.is_active => (o.id, o.credentials_epoch),
         _ => return Err(sign_in::WRONG_CREDENTIALS),
@@ -172,9 +173,7 @@ pub async fn signup(
         errs.add("display_name", e.to_string());
         ApiError::Validation(errs)
     })?;
-    let password_hash = web::block(move || password.hash())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let password_hash = crate::auth::hashing::hash(password).await?;
     let tenant = state
         .resolver
         .registry()

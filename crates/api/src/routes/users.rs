@@ -90,10 +90,11 @@ fn take_password(body: &mut Map<String, Value>) -> Result<Option<Password>, ApiE
     }
 }
 
-async fn hash(password: Password) -> Result<String, ApiError> {
-    web::block(move || password.hash())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+async fn hash_of(password: Option<Password>) -> Result<Option<String>, ApiError> {
+    match password {
+        Some(p) => Ok(Some(crate::auth::hashing::hash(p).await?)),
+        None => Ok(None),
+    }
 }
 
 /// GET /api/v1/users
@@ -144,6 +145,8 @@ pub async fn create(
                 .map_err(|_| ApiError::malformed("roles", "must be a list of role names"))?,
         ),
     };
+    // Hashed before the transaction: no connection waits on argon2.
+    let password_hash = hash_of(password).await?;
     let a = Acting::begin(&state, &tenant, &user).await?;
     let (tx, actor) = (&a.tx, a.actor());
     let (created, _) = service::create(tx.conn(), &USERS, &actor, id, &body).await?;
@@ -151,8 +154,8 @@ pub async fn create(
     if let Some(names) = role_names {
         users_service::set_roles(tx.conn(), id, &names).await?;
     }
-    if let Some(p) = password {
-        users_service::set_password_hash(tx.conn(), id, &hash(p).await?).await?;
+    if let Some(h) = password_hash {
+        users_service::set_password_hash(tx.conn(), id, &h).await?;
     }
     let (found, version) = service::get(tx.conn(), &USERS, &actor, id).await?;
     a.commit().await?;
@@ -184,13 +187,13 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let mut body = body.into_inner();
     let version = records::expected_version(&req, &mut body)?;
-    let password = take_password(&mut body)?;
+    let password_hash = hash_of(take_password(&mut body)?).await?;
     let a = Acting::begin(&state, &tenant, &user).await?;
     let (tx, actor) = (&a.tx, a.actor());
     let (mut updated, mut version) =
         service::update(tx.conn(), &USERS, &actor, *id, version, &body).await?;
-    if let Some(p) = password {
-        users_service::set_password_hash(tx.conn(), *id, &hash(p).await?).await?;
+    if let Some(h) = password_hash {
+        users_service::set_password_hash(tx.conn(), *id, &h).await?;
         (updated, version) = service::get(tx.conn(), &USERS, &actor, *id).await?;
     }
     a.commit().await?;

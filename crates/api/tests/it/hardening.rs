@@ -298,3 +298,66 @@ async fn parallel_guesses_are_counted_before_the_password_check() {
     assert!(checked <= 5, "{checked} guesses reached the password check");
     assert_eq!(checked + refused, 40, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_keeps_the_server_small() {
+    use futures::StreamExt;
+
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    // The real server binary, so its memory is measured alone; limits high
+    // enough that every attempt reaches the password check.
+    let server = crate::bench_common::Server::start_with(
+        env!("CARGO_BIN_EXE_strata-server"),
+        &db,
+        4,
+        &[
+            ("STRATA__AUTH__MAX_FAILURES_PER_ADDRESS", "100000"),
+            ("STRATA__AUTH__MAX_FAILURES_PER_ACCOUNT", "100000"),
+            ("STRATA__LOG__LEVEL", "error"),
+        ],
+    )
+    .await;
+    let (idle, _) = server.memory();
+    let client = reqwest::Client::new();
+    let statuses: Vec<u16> = futures::stream::iter(0..100)
+        .map(|i| {
+            let (client, address) = (&client, &server.address);
+            async move {
+                // Half unknown accounts, half the real one.
+                let email = if i % 2 == 0 {
+                    format!("nobody{i}@acme.test")
+                } else {
+                    "admin@acme.test".to_owned()
+                };
+                client
+                    .post(format!("{address}/api/v1/auth/token"))
+                    .header(reqwest::header::HOST, "acme.localhost")
+                    .json(&json!({ "email": email, "password": PASSWORD }))
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16())
+            }
+        })
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        50,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        50,
+        "{statuses:?}"
+    );
+    let (after, peak) = server.memory();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let (settled, _) = server.memory();
+    eprintln!(
+        "100 concurrent sign-ins: RSS idle {idle:.1} MiB, peak {peak:.1} MiB, \
+         after {after:.1} MiB, 1 s later {settled:.1} MiB"
+    );
+    assert!(peak < 200.0, "peak RSS {peak:.1} MiB");
+}

@@ -1,6 +1,9 @@
 //! Black-box HTTP tests of the server against real PostgreSQL and Redis.
 
 mod auth;
+/// The load generator and server process the benchmarks use.
+#[path = "../../benches/common/mod.rs"]
+mod bench_common;
 mod clients;
 mod config;
 mod crm;
