@@ -32,6 +32,9 @@ pub struct ServerSettings {
     /// Development mode: the checked-in development secret is accepted.
     #[serde(default)]
     pub development: bool,
+    /// Proxies (addresses or blocks) whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[auth]`
@@ -41,6 +44,7 @@ pub struct AuthSettings {
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
     pub max_failures_per_account: u64,
+    pub max_failures_per_account_total: u64,
     pub max_failures_per_address: u64,
     pub failure_window_secs: u64,
 }
@@ -77,6 +81,12 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies).map_err(
+            |reason| ConfigError::Invalid {
+                key: "server.trusted_proxies",
+                reason,
+            },
+        )?;
         self.database.validate()?;
         self.redis.validate()?;
         self.tenancy.validate()?;
@@ -101,6 +111,10 @@ impl Settings {
             (
                 "auth.max_failures_per_account",
                 self.auth.max_failures_per_account,
+            ),
+            (
+                "auth.max_failures_per_account_total",
+                self.auth.max_failures_per_account_total,
             ),
             (
                 "auth.max_failures_per_address",

@@ -2,6 +2,7 @@
 //! the application factory.
 
 pub mod auth;
+pub mod client_ip;
 pub mod configuration;
 pub mod error;
 pub mod kv;

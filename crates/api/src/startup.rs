@@ -13,6 +13,7 @@ use utoipa_actix_web::AppExt;
 
 use crate::auth::TokenKeys;
 use crate::auth::standing::Standings;
+use crate::client_ip::TrustedProxies;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::kv::Kv;
@@ -28,6 +29,8 @@ pub enum StartupError {
     Config(#[from] tenancy::config::ConfigError),
     #[error("cannot connect to PostgreSQL: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("server.trusted_proxies: {0}")]
+    Proxies(String),
     #[error("bad Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr}: {source}")]
@@ -91,6 +94,8 @@ impl Application {
             ),
             standings: Arc::clone(&standings),
             auth: settings.auth.clone(),
+            proxies: TrustedProxies::parse(&settings.server.trusted_proxies)
+                .map_err(StartupError::Proxies)?,
             base_domain: settings.tenancy.base_domain.clone(),
             cursors: sync_engine::CursorKey::new(&settings.cursor_secret()),
         });

@@ -119,11 +119,8 @@ pub async fn attempt<'a>(
         // Not an address anyone signed up with (and PostgreSQL refuses NUL).
         return Err(WRONG_CREDENTIALS);
     }
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let throttle = Throttle::new(&state.kv, scope, &email, &address, &state.auth);
+    let address = state.proxies.client(req);
+    let throttle = Throttle::new(&state.kv, scope, &email, address, &state.auth);
     throttle.admit().await?;
     Ok((email, throttle))
 }

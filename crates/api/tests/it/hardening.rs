@@ -361,3 +361,65 @@ async fn a_burst_of_sign_ins_keeps_the_server_small() {
     );
     assert!(peak < 200.0, "peak RSS {peak:.1} MiB");
 }
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let mut s = crate::helpers::settings(&db, 2);
+    // The test client plays a proxy in front of the server.
+    s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+    s.auth.max_failures_per_account_total = 20;
+    let app = crate::helpers::spawn_with(&s, true).await;
+    let sign_in = |from: &str, password: &str| {
+        app.on("acme", Method::POST, "/api/v1/auth/token")
+            .header("x-forwarded-for", from)
+            .json(&json!({ "email": "admin@acme.test", "password": password }))
+            .send()
+    };
+    let status =
+        |r: Result<reqwest::Response, reqwest::Error>| r.expect("request").status().as_u16();
+    let (owner, attacker) = ("198.51.100.9", "203.0.113.7");
+    assert_eq!(status(sign_in(owner, PASSWORD).await), 200);
+
+    // The attacker is stopped after 5 guesses...
+    let mut seen = Vec::new();
+    for i in 0..8 {
+        seen.push(status(sign_in(attacker, &format!("guess {i}")).await));
+    }
+    assert_eq!(seen, [401, 401, 401, 401, 401, 429, 429, 429]);
+    assert_eq!(status(sign_in(attacker, PASSWORD).await), 429);
+    // ...and the owner is not: from the known address, or a new one.
+    assert_eq!(status(sign_in(owner, PASSWORD).await), 200);
+    assert_eq!(status(sign_in("192.0.2.1", PASSWORD).await), 200);
+
+    // Guessing spread over many addresses trips the account-wide limit for
+    // addresses the account does not know; the owner still gets in.
+    for i in 0..25 {
+        sign_in(&format!("203.0.114.{i}"), "spread guess")
+            .await
+            .expect("guess");
+    }
+    assert_eq!(status(sign_in("192.0.2.50", PASSWORD).await), 429);
+    assert_eq!(status(sign_in(owner, PASSWORD).await), 200);
+    assert_eq!(status(sign_in("192.0.2.1", PASSWORD).await), 200);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 2).await;
+    let mut seen = Vec::new();
+    for i in 0..7 {
+        let res = app
+            .on("acme", Method::POST, "/api/v1/auth/token")
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({ "email": "admin@acme.test", "password": "wrong" }))
+            .send()
+            .await
+            .expect("request");
+        seen.push(res.status().as_u16());
+    }
+    assert_eq!(seen, [401, 401, 401, 401, 401, 429, 429]);
+}
