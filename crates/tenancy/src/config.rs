@@ -36,7 +36,10 @@ pub fn load<T: DeserializeOwned>() -> Result<T, ConfigError> {
             config::Environment::with_prefix("STRATA")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                // Lists in one variable, comma-separated.
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies"),
         )
         .build()?;
     Ok(settings.try_deserialize()?)

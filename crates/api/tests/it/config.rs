@@ -17,6 +17,11 @@ fn bad_values_fail_at_start_naming_the_key() {
         ),
         ("STRATA__LOG__FORMAT", "xml", "log.format"),
         ("STRATA__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
+        (
+            "STRATA__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8,proxy.internal",
+            "server.trusted_proxies",
+        ),
     ];
     for (var, value, key) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_strata-server"))
