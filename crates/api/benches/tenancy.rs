@@ -145,6 +145,10 @@ async fn main() {
     settings.server.workers = 2;
     settings.database.url.clone_from(&db.url);
     settings.database.pool_size = 16;
+    settings.limits.user_per_minute = 100_000_000;
+    settings.limits.user_burst = 1_000_000;
+    settings.limits.tenant_per_minute = 100_000_000;
+    settings.limits.tenant_burst = 1_000_000;
     settings.redis = db.redis.clone();
     settings.tenancy.base_domain = "localhost".into();
     let app = Application::build(&settings).await.expect("app");

@@ -14,6 +14,7 @@ pub struct Settings {
     pub tenancy: TenancySettings,
     pub auth: AuthSettings,
     pub sync: SyncSettings,
+    pub limits: crate::limits::LimitSettings,
     pub log: LogSettings,
 }
 
@@ -126,6 +127,15 @@ impl Settings {
                 self.sync.tombstone_retention_days,
             ),
             ("sync.purge_interval_secs", self.sync.purge_interval_secs),
+            (
+                "limits.tenant_per_minute",
+                self.limits.tenant_per_minute.into(),
+            ),
+            ("limits.tenant_burst", self.limits.tenant_burst.into()),
+            ("limits.user_per_minute", self.limits.user_per_minute.into()),
+            ("limits.user_burst", self.limits.user_burst.into()),
+            ("limits.signup_per_hour", self.limits.signup_per_hour.into()),
+            ("limits.signup_burst", self.limits.signup_burst.into()),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

@@ -47,7 +47,7 @@ pub enum ApiError {
     /// Fields a body may not carry, or values of the wrong JSON type.
     #[error("malformed fields: {0}")]
     Malformed(domain::FieldErrors),
-    #[error("too many attempts; retry in {retry_after} s")]
+    #[error("too many requests; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("a dependency is unavailable: {0}")]
     Unavailable(&'static str),

@@ -2,10 +2,12 @@
 //! the application factory.
 
 pub mod auth;
+pub mod batch;
 pub mod client_ip;
 pub mod configuration;
 pub mod error;
 pub mod kv;
+pub mod limits;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

@@ -17,6 +17,7 @@ use crate::client_ip::TrustedProxies;
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::kv::Kv;
+use crate::limits::Concurrency;
 use crate::middleware::request_span::request_span;
 pub use crate::state::AppState;
 
@@ -94,6 +95,18 @@ impl Application {
             ),
             standings: Arc::clone(&standings),
             auth: settings.auth.clone(),
+            limits: settings.limits.clone(),
+            concurrency: Concurrency::new(
+                match settings.limits.tenant_concurrency {
+                    // One per core: a tenant's requests are CPU work too.
+                    0 => std::thread::available_parallelism()
+                        .map_or(1, |n| n.get())
+                        .min(settings.database.pool_size as usize / 2)
+                        .max(1),
+                    n => n as usize,
+                },
+                Duration::from_millis(settings.database.acquire_timeout_ms),
+            ),
             proxies: TrustedProxies::parse(&settings.server.trusted_proxies)
                 .map_err(StartupError::Proxies)?,
             base_domain: settings.tenancy.base_domain.clone(),
@@ -123,6 +136,7 @@ impl Application {
                         },
                     ),
                 )
+                .app_data(web::PayloadConfig::new(JSON_LIMIT))
                 .app_data(
                     web::QueryConfig::default()
                         .error_handler(|err, _| ApiError::BadBody(err.to_string()).into()),

@@ -18,6 +18,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub standings: Arc<Standings>,
     pub auth: AuthSettings,
+    pub limits: crate::limits::LimitSettings,
+    pub concurrency: crate::limits::Concurrency,
     /// Who is the client behind a trusted proxy.
     pub proxies: crate::client_ip::TrustedProxies,
     pub base_domain: String,

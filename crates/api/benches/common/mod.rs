@@ -155,6 +155,11 @@ impl Server {
             .env("STRATA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("STRATA__LOG__LEVEL", "warn")
             .env("STRATA__SERVER__DEVELOPMENT", "true")
+            // Rates no benchmark reaches, still checked on every request.
+            .env("STRATA__LIMITS__USER_PER_MINUTE", "100000000")
+            .env("STRATA__LIMITS__USER_BURST", "1000000")
+            .env("STRATA__LIMITS__TENANT_PER_MINUTE", "100000000")
+            .env("STRATA__LIMITS__TENANT_BURST", "1000000")
             .envs(settings.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::batch::Batch;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::routes::sync::run_pull;
@@ -121,7 +122,7 @@ pub async fn push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     user: AuthUser,
-    body: web::Json<LegacyPush>,
+    body: Batch<LegacyPush>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let data = body.into_inner().records();
@@ -296,7 +297,7 @@ pub async fn pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     user: AuthUser,
-    body: web::Json<LegacyPull>,
+    body: Batch<LegacyPull>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let b = body.into_inner();

@@ -4,6 +4,7 @@ use actix_web::middleware::from_fn;
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::limits::limit_requests;
 use crate::middleware::tenant::resolve_tenant;
 
 pub mod auth;
@@ -16,11 +17,13 @@ pub mod sync;
 pub mod tenant;
 pub mod users;
 
-/// Mounts the routes: probes on any host, the API behind tenant resolution.
+/// Mounts the routes: probes on any host, the API behind tenant resolution
+/// and request limits.
 pub fn config(cfg: &mut ServiceConfig) {
     cfg.configure(health::config)
         .service(
             scope("/api/v1")
+                .wrap(from_fn(limit_requests))
                 .wrap(from_fn(resolve_tenant))
                 .configure(tenant::config)
                 .configure(auth::config)
@@ -36,6 +39,7 @@ pub fn config(cfg: &mut ServiceConfig) {
         )
         .service(
             scope("/api/sync")
+                .wrap(from_fn(limit_requests))
                 .wrap(from_fn(resolve_tenant))
                 .configure(compat::config),
         );

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::batch::Batch;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::routes::sync::{log_failure, models, run_pull};
@@ -101,7 +102,7 @@ pub async fn watermelon_pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     user: AuthUser,
-    body: web::Json<WatermelonPull>,
+    body: Batch<WatermelonPull>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let b = body.into_inner();
@@ -214,7 +215,7 @@ pub async fn watermelon_push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     user: AuthUser,
-    body: web::Json<WatermelonPush>,
+    body: Batch<WatermelonPush>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let mut mutations = Vec::new();
@@ -354,7 +355,7 @@ pub async fn rxdb_pull(
     tenant: CurrentTenant,
     user: AuthUser,
     name: web::Path<String>,
-    body: web::Json<RxdbPull>,
+    body: Batch<RxdbPull>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let md =
@@ -422,7 +423,7 @@ pub async fn rxdb_push(
     tenant: CurrentTenant,
     user: AuthUser,
     name: web::Path<String>,
-    body: web::Json<Vec<RxdbRow>>,
+    body: Batch<Vec<RxdbRow>>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let md =

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::batch::Batch;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
@@ -124,7 +125,7 @@ pub async fn pull(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     user: AuthUser,
-    body: web::Json<PullRequest>,
+    body: Batch<PullRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let mut entry = Entry::new(user.id, None, Kind::Pull);
@@ -210,7 +211,7 @@ pub async fn push(
     state: web::Data<AppState>,
     tenant: CurrentTenant,
     user: AuthUser,
-    body: web::Json<PushRequest>,
+    body: Batch<PushRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let mut entry = Entry::new(user.id, Some(&b.client_id), Kind::Push);

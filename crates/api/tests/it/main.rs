@@ -12,6 +12,7 @@ mod helpers;
 mod hosts;
 mod invalidation;
 mod isolation;
+mod limits;
 mod parity;
 mod platform;
 mod probes;

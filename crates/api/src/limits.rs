@@ -1,0 +1,279 @@
+//! Request limits: rates per tenant, per user (or client address) and for
+//! sign-up, kept in Redis so every server instance shares them (GCRA, one
+//! script call per request), and a cap on how many requests of one tenant
+//! use the database at once in this process, so one tenant cannot take the
+//! whole pool.
+//!
+//! Answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
+//! `RateLimit-Reset` for the tightest bucket; past a rate the answer is 429
+//! with `Retry-After`. If Redis is unreachable, rates are not enforced
+//! (logged as a warning): a lost Redis must not stop the API.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::kv::Kv;
+use crate::middleware::tenant::CurrentTenant;
+use crate::state::AppState;
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// Rates are enforced (the concurrency cap always is).
+    pub enabled: bool,
+    /// Requests per minute of one tenant, all callers together, and burst.
+    pub tenant_per_minute: u32,
+    pub tenant_burst: u32,
+    /// Requests per minute of one user (or, signed out, client address).
+    pub user_per_minute: u32,
+    pub user_burst: u32,
+    /// Sign-ups per hour from one client address, and burst.
+    pub signup_per_hour: u32,
+    pub signup_burst: u32,
+    /// Requests of one tenant in flight at once in one server process; 0
+    /// means one per CPU core, at most half the database pool.
+    pub tenant_concurrency: u32,
+}
+
+/// A rate: `count` per `period`, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub count: u32,
+    pub period: Duration,
+    pub burst: u32,
+}
+
+impl Rate {
+    fn interval_ms(&self) -> f64 {
+        self.period.as_millis() as f64 / f64::from(self.count.max(1))
+    }
+}
+
+/// What taking one request from some buckets found, for the tightest.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+    /// Seconds until a refused request may be retried.
+    pub retry_after_secs: u64,
+}
+
+/// GCRA over several keys at once: a request is admitted only if every
+/// bucket has room, and then taken from all of them.
+/// KEYS: the buckets. ARGV: per bucket, the emission interval and the burst
+/// tolerance, in milliseconds. Returns allowed (0/1), the index of the
+/// tightest bucket, its remaining requests, its reset and retry times (ms).
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local allowed, tightest, remaining, reset, retry = 1, 1, math.huge, 0, 0
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = math.max(tonumber(redis.call('GET', key) or now), now)
+  local new_tat = tat + interval
+  local wait = new_tat - tolerance - interval - now
+  tats[i] = new_tat
+  if wait > 0 then
+    if allowed == 1 or wait > retry then
+      tightest, retry, remaining, reset = i, wait, 0, tat - now
+    end
+    allowed = 0
+  elseif allowed == 1 then
+    local left = math.floor((now + tolerance + interval - new_tat) / interval)
+    if left < remaining then
+      tightest, remaining, reset = i, left, new_tat - now
+    end
+  end
+end
+if allowed == 1 then
+  for i, key in ipairs(KEYS) do
+    redis.call('SET', key, tats[i], 'PX', math.ceil(tats[i] - now) + 1)
+  end
+end
+return {allowed, tightest, remaining, math.ceil(reset), math.ceil(retry)}
+";
+
+/// Takes one request from each of `buckets` (key, rate).
+pub async fn take(kv: &Kv, buckets: &[(String, Rate)]) -> Result<Decision, ApiError> {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    let script = SCRIPT.get_or_init(|| redis::Script::new(GCRA));
+    let mut invocation = script.prepare_invoke();
+    for (key, rate) in buckets {
+        let interval = rate.interval_ms();
+        invocation
+            .key(key)
+            .arg(interval)
+            .arg(interval * f64::from(rate.burst.max(1) - 1));
+    }
+    let mut conn = kv.conn().await?;
+    let (allowed, tightest, remaining, reset_ms, retry_ms): (i64, usize, i64, i64, i64) =
+        invocation.invoke_async(&mut conn).await?;
+    let rate = buckets
+        .get(tightest.saturating_sub(1))
+        .map(|(_, r)| *r)
+        .ok_or_else(|| ApiError::Internal("rate limit script answered oddly".into()))?;
+    Ok(Decision {
+        allowed: allowed == 1,
+        limit: rate.burst,
+        remaining: remaining.clamp(0, i64::from(rate.burst)) as u32,
+        reset_secs: (reset_ms.max(0) as u64).div_ceil(1000),
+        retry_after_secs: (retry_ms.max(0) as u64).div_ceil(1000).max(1),
+    })
+}
+
+/// Per-tenant caps on requests in flight in this process.
+pub struct Concurrency {
+    per_tenant: usize,
+    tenants: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    wait: Duration,
+}
+
+impl Concurrency {
+    pub fn new(per_tenant: usize, wait: Duration) -> Self {
+        Self {
+            per_tenant: per_tenant.max(1),
+            tenants: Mutex::new(HashMap::new()),
+            wait,
+        }
+    }
+
+    /// A turn for one request of `tenant`; 503 if none frees up in time.
+    pub async fn enter(&self, tenant: Uuid) -> Result<OwnedSemaphorePermit, ApiError> {
+        let semaphore = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            // Idle tenants' semaphores are dropped now and then.
+            if tenants.len() > 10_000 {
+                tenants.retain(|_, s| s.available_permits() < self.per_tenant);
+            }
+            Arc::clone(
+                tenants
+                    .entry(tenant)
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))),
+            )
+        };
+        match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::Unavailable("tenant capacity")),
+        }
+    }
+}
+
+fn rates(settings: &LimitSettings) -> (Rate, Rate, Rate) {
+    let minute = Duration::from_secs(60);
+    (
+        Rate {
+            count: settings.tenant_per_minute,
+            period: minute,
+            burst: settings.tenant_burst,
+        },
+        Rate {
+            count: settings.user_per_minute,
+            period: minute,
+            burst: settings.user_burst,
+        },
+        Rate {
+            count: settings.signup_per_hour,
+            period: Duration::from_secs(3600),
+            burst: settings.signup_burst,
+        },
+    )
+}
+
+/// The path of the sign-up route, limited per address on its own.
+pub const SIGNUP_PATH: &str = "/api/v1/platform/signup";
+
+/// The buckets a request draws from.
+fn buckets(
+    state: &AppState,
+    req: &ServiceRequest,
+    tenant: Option<Uuid>,
+    client: Option<IpAddr>,
+) -> Vec<(String, Rate)> {
+    let (tenant_rate, user_rate, signup_rate) = rates(&state.limits);
+    let who = crate::auth::user::bearer(req.request())
+        .and_then(|t| state.tokens.verify(t))
+        .map_or_else(
+            || {
+                format!(
+                    "address:{}",
+                    client.map_or("unknown".into(), |a| a.to_string())
+                )
+            },
+            |c| format!("user:{}:{}", c.tid, c.sub),
+        );
+    let mut out = vec![(state.kv.key(&format!("rate:{who}")), user_rate)];
+    if let Some(tenant) = tenant {
+        out.push((state.kv.key(&format!("rate:tenant:{tenant}")), tenant_rate));
+    } else if req.path() == SIGNUP_PATH {
+        let address = client.map_or("unknown".into(), |a| a.to_string());
+        out.push((state.kv.key(&format!("rate:signup:{address}")), signup_rate));
+    }
+    out
+}
+
+fn set_headers(headers: &mut actix_web::http::header::HeaderMap, d: &Decision) {
+    for (name, value) in [
+        ("ratelimit-limit", d.limit as u64),
+        ("ratelimit-remaining", u64::from(d.remaining)),
+        ("ratelimit-reset", d.reset_secs),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+}
+
+/// Applies the rates and the tenant's concurrency cap to a request (after
+/// the tenant is resolved).
+pub async fn limit_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(ApiError::Internal("application state missing".into()).into());
+    };
+    let tenant = req.extensions().get::<CurrentTenant>().map(|t| t.0.id());
+    let decision = if state.limits.enabled {
+        let client = state.proxies.client(req.request());
+        match take(&state.kv, &buckets(&state, &req, tenant, client)).await {
+            Ok(d) => Some(d),
+            Err(err) => {
+                tracing::warn!(error = %err, "rate limits not enforced: Redis unreachable");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(d) = decision.filter(|d| !d.allowed) {
+        let mut res = actix_web::ResponseError::error_response(&ApiError::TooManyRequests {
+            retry_after: d.retry_after_secs,
+        });
+        set_headers(res.headers_mut(), &d);
+        return Err(actix_web::error::InternalError::from_response("rate limited", res).into());
+    }
+    let _turn = match tenant {
+        Some(id) => Some(state.concurrency.enter(id).await?),
+        None => None,
+    };
+    let mut res = next.call(req).await?;
+    if let Some(d) = decision {
+        set_headers(res.headers_mut(), &d);
+    }
+    Ok(res)
+}
