@@ -15,7 +15,21 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub sync: SyncSettings,
     pub limits: crate::limits::LimitSettings,
+    pub signup: SignupSettings,
     pub log: LogSettings,
+}
+
+/// `[signup]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignupSettings {
+    /// New tenants wait, unverified and not served, until the first
+    /// administrator presents the token e-mailed to them.
+    pub verify_email: bool,
+    /// How long a verification token is valid; unverified tenants are
+    /// removed after it.
+    pub verification_ttl_secs: u64,
+    /// The link in the message; `{token}` is replaced by the token.
+    pub verify_link: String,
 }
 
 /// `[sync]`
@@ -127,6 +141,10 @@ impl Settings {
                 self.sync.tombstone_retention_days,
             ),
             ("sync.purge_interval_secs", self.sync.purge_interval_secs),
+            (
+                "signup.verification_ttl_secs",
+                self.signup.verification_ttl_secs,
+            ),
             (
                 "limits.tenant_per_minute",
                 self.limits.tenant_per_minute.into(),

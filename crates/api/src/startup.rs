@@ -48,6 +48,7 @@ pub struct Application {
     listener_task: tokio::task::JoinHandle<()>,
     purge_task: tokio::task::JoinHandle<()>,
     standing_task: tokio::task::JoinHandle<()>,
+    signup_purge_task: tokio::task::JoinHandle<()>,
     resolver: Arc<Resolver>,
     standings: Arc<Standings>,
 }
@@ -69,6 +70,10 @@ impl Application {
         let purge_task = sync_engine::retention::spawn_purge(
             resolver.registry().clone(),
             Duration::from_secs(settings.sync.tombstone_retention_days * 86_400),
+            Duration::from_secs(settings.sync.purge_interval_secs),
+        );
+        let signup_purge_task = spawn_signup_purge(
+            resolver.registry().clone(),
             Duration::from_secs(settings.sync.purge_interval_secs),
         );
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
@@ -96,6 +101,7 @@ impl Application {
             standings: Arc::clone(&standings),
             auth: settings.auth.clone(),
             limits: settings.limits.clone(),
+            signup: settings.signup.clone(),
             concurrency: Concurrency::new(
                 match settings.limits.tenant_concurrency {
                     // One per core: a tenant's requests are CPU work too.
@@ -168,6 +174,7 @@ impl Application {
             listener_task,
             purge_task,
             standing_task,
+            signup_purge_task,
             resolver,
             standings,
         })
@@ -194,6 +201,26 @@ impl Application {
         self.listener_task.abort();
         self.purge_task.abort();
         self.standing_task.abort();
+        self.signup_purge_task.abort();
         result
     }
+}
+
+/// Removes, every `interval`, tenants whose sign-up was not verified in
+/// time (each server does; the work is idempotent).
+fn spawn_signup_purge(
+    registry: tenancy::Registry,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            match registry.purge_unverified().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed unverified sign-ups"),
+                Err(err) => tracing::warn!(error = %err, "purging unverified sign-ups failed"),
+            }
+        }
+    })
 }

@@ -19,6 +19,7 @@ pub struct AppState {
     pub standings: Arc<Standings>,
     pub auth: AuthSettings,
     pub limits: crate::limits::LimitSettings,
+    pub signup: crate::configuration::SignupSettings,
     pub concurrency: crate::limits::Concurrency,
     /// Who is the client behind a trusted proxy.
     pub proxies: crate::client_ip::TrustedProxies,

@@ -20,7 +20,7 @@ pub mod sql;
 
 pub use error::Error;
 pub use events::TenantEvents;
-pub use provision::{FirstAdmin, NewTenant};
+pub use provision::{FirstAdmin, NewTenant, Verification};
 pub use registry::{Registry, Tenant, TenantDomain, TenantStatus};
 pub use resolver::{Resolution, ResolveError, Resolver};
 pub use scope::TenantTx;

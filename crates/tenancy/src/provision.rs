@@ -1,14 +1,14 @@
 //! Creating tenants: registry row, schema, every tenant migration and custom
 //! domains, in one transaction.
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use sea_orm_migration::MigrationTrait;
 use uuid::Uuid;
 
 use crate::error::{Error, is_duplicate};
 use crate::host::normalize;
 use crate::migrate::apply_pending;
-use crate::registry::{Registry, Tenant};
+use crate::registry::{Registry, Tenant, TenantStatus};
 use crate::slug::Slug;
 use crate::sql::stmt;
 
@@ -19,6 +19,19 @@ pub struct NewTenant {
     display_name: String,
     domains: Vec<String>,
     admin: Option<FirstAdmin>,
+    verification: Option<Verification>,
+}
+
+/// A tenant that waits, `unverified`, until a token is presented: its hash,
+/// how long it is valid, and the message carrying it, queued in
+/// `public.mail_outbox` with the tenant.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub token_hash: Vec<u8>,
+    pub ttl_secs: u64,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
 }
 
 /// The first administrator, created with the tenant in the same transaction.
@@ -79,6 +92,7 @@ impl NewTenant {
             display_name: display_name.to_owned(),
             domains: hosts,
             admin: None,
+            verification: None,
         })
     }
 
@@ -88,12 +102,75 @@ impl NewTenant {
         self
     }
 
+    /// The tenant stays `unverified` (not served) until `verification`'s
+    /// token is presented to [`Registry::verify`].
+    pub fn awaiting(mut self, verification: Verification) -> Self {
+        self.verification = Some(verification);
+        self
+    }
+
     pub fn slug(&self) -> &Slug {
         &self.slug
     }
 }
 
 impl Registry {
+    /// Makes the `unverified` tenant whose verification token hashes to
+    /// `token_hash` active; the token is spent. `None` if no unexpired
+    /// verification has that token.
+    pub async fn verify(&self, token_hash: &[u8]) -> Result<Option<Tenant>, Error> {
+        let txn = self.db().begin().await?;
+        let sql = format!(
+            "WITH v AS (DELETE FROM public.signup_verifications \
+               WHERE token_hash = $1 AND expires_at > now() RETURNING tenant_id) \
+             UPDATE public.tenants t SET status = 'active', updated_at = now() \
+             FROM v WHERE t.id = v.tenant_id AND t.status = 'unverified' RETURNING {}",
+            crate::registry::TENANT_COLUMNS
+        );
+        let row =
+            crate::registry::TenantRow::find_by_statement(stmt(&sql, [token_hash.to_vec().into()]))
+                .one(&txn)
+                .await?;
+        txn.commit().await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let tenant = Tenant::try_from(row)?;
+        self.events().tenant_changed(tenant.id()).await;
+        Ok(Some(tenant))
+    }
+
+    /// Deletes tenants whose sign-up was never verified in time, freeing
+    /// their names; how many.
+    pub async fn purge_unverified(&self) -> Result<usize, Error> {
+        let expired = crate::registry::TenantRow::find_by_statement(stmt(
+            &format!(
+                "SELECT {} FROM public.tenants t \
+                 WHERE t.status = 'unverified' AND NOT EXISTS ( \
+                   SELECT 1 FROM public.signup_verifications v \
+                   WHERE v.tenant_id = t.id AND v.expires_at > now())",
+                crate::registry::TENANT_COLUMNS
+            ),
+            [],
+        ))
+        .all(self.db())
+        .await?;
+        let mut purged = 0;
+        for row in expired {
+            let tenant = Tenant::try_from(row)?;
+            // Verified meanwhile: kept.
+            match self
+                .delete_if(tenant.slug(), Some(TenantStatus::Unverified))
+                .await
+            {
+                Ok(_) => purged += 1,
+                Err(Error::TenantNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(purged)
+    }
+
     /// Creates a tenant with the shipped tenant migrations.
     pub async fn create(&self, new: &NewTenant) -> Result<Tenant, Error> {
         self.create_with(new, &crate::migrate::tenant_migrations())
@@ -174,14 +251,39 @@ impl Registry {
                 Err(e) => return Err(e.into()),
             }
         }
+        let status = match &new.verification {
+            Some(v) => {
+                txn.execute_raw(stmt(
+                    "WITH v AS (INSERT INTO public.signup_verifications \
+                       (tenant_id, token_hash, expires_at) \
+                       VALUES ($1, $2, now() + make_interval(secs => $3))) \
+                     INSERT INTO public.mail_outbox (id, recipient, subject, body) \
+                     VALUES ($4, $5, $6, $7)",
+                    [
+                        row.id.into(),
+                        v.token_hash.clone().into(),
+                        (v.ttl_secs as f64).into(),
+                        Uuid::now_v7().into(),
+                        v.recipient.as_str().into(),
+                        v.subject.as_str().into(),
+                        v.body.as_str().into(),
+                    ],
+                ))
+                .await?;
+                TenantStatus::Unverified
+            }
+            None => TenantStatus::Active,
+        };
         let sql = format!(
-            "UPDATE public.tenants t SET status = 'active', updated_at = now() \
+            "UPDATE public.tenants t SET status = $2, updated_at = now() \
              WHERE t.id = $1 RETURNING {}",
             crate::registry::TENANT_COLUMNS
         );
-        let row =
-            crate::registry::TenantRow::find_by_statement_one(&txn, stmt(&sql, [row.id.into()]))
-                .await?;
+        let row = crate::registry::TenantRow::find_by_statement_one(
+            &txn,
+            stmt(&sql, [row.id.into(), status.as_str().into()]),
+        )
+        .await?;
         txn.commit().await?;
         let tenant = Tenant::try_from(row)?;
         self.events().tenant_changed(tenant.id()).await;

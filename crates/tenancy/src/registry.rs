@@ -20,6 +20,9 @@ pub enum TenantStatus {
     /// Being created; never visible outside the creating transaction today,
     /// kept for provisioning that runs as a background job.
     Provisioning,
+    /// Signed up, waiting for its first administrator to verify the
+    /// e-mail address; not served (404) until then.
+    Unverified,
     /// Serving requests.
     Active,
     /// Registered and migrated, but refused at the door (403).
@@ -32,6 +35,7 @@ impl TenantStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Provisioning => "provisioning",
+            Self::Unverified => "unverified",
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::Deleting => "deleting",
@@ -41,6 +45,7 @@ impl TenantStatus {
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "provisioning" => Self::Provisioning,
+            "unverified" => Self::Unverified,
             "active" => Self::Active,
             "suspended" => Self::Suspended,
             "deleting" => Self::Deleting,
@@ -254,14 +259,31 @@ impl Registry {
     /// Drops the tenant's schema and removes its registry rows, in one
     /// transaction: either all of it is gone or none of it.
     pub async fn delete(&self, slug: &Slug) -> Result<Tenant, Error> {
+        self.delete_if(slug, None).await
+    }
+
+    /// [`Registry::delete`], only if the tenant is (still) in `status`.
+    pub(crate) async fn delete_if(
+        &self,
+        slug: &Slug,
+        status: Option<TenantStatus>,
+    ) -> Result<Tenant, Error> {
         let txn = self.db.begin().await?;
         let sql = format!(
             "UPDATE public.tenants t SET status = 'deleting', updated_at = now() \
-             WHERE t.slug = $1 RETURNING {TENANT_COLUMNS}"
+             WHERE t.slug = $1 AND ($2::text IS NULL OR t.status = $2) \
+             RETURNING {TENANT_COLUMNS}"
         );
-        let tenant = fetch_one(&txn, &sql, [slug.as_str().into()])
-            .await?
-            .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
+        let tenant = fetch_one(
+            &txn,
+            &sql,
+            [
+                slug.as_str().into(),
+                status.map(TenantStatus::as_str).into(),
+            ],
+        )
+        .await?
+        .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
         lock_schema(&txn, &tenant.schema).await?;
         txn.execute_unprepared(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",

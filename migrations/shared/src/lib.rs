@@ -8,6 +8,7 @@ mod m20261122_000001_create_tenants;
 mod m20261122_000002_create_platform_operators;
 mod m20261122_000003_create_sync_functions;
 mod m20261123_000004_create_operator_sessions;
+mod m20261123_000005_create_signup_verifications;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_platform_operators::Migration),
             Box::new(m20261122_000003_create_sync_functions::Migration),
             Box::new(m20261123_000004_create_operator_sessions::Migration),
+            Box::new(m20261123_000005_create_signup_verifications::Migration),
         ]
     }
 }

@@ -17,8 +17,16 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-fn digest(token: &str) -> Vec<u8> {
+/// How a secret token is stored: its SHA-256.
+pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new random secret token (32 bytes, base64url).
+pub fn new_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// Starts or continues session `family` for `user` with a new refresh token.
@@ -28,9 +36,7 @@ pub async fn issue(
     family: Uuid,
     ttl_secs: u64,
 ) -> Result<String, ApiError> {
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    let token = URL_SAFE_NO_PAD.encode(raw);
+    let token = new_token();
     tx.conn()
         .execute_raw(stmt(
             "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at) \

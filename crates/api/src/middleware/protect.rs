@@ -17,6 +17,7 @@ const OPEN_ROUTES: &[&str] = &[
     "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
     "/api/v1/platform/signup",
+    "/api/v1/platform/signup/verify",
     "/api/v1/platform/auth/token",
     "/api/sync/auth/token/",
 ];

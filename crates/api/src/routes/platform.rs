@@ -5,7 +5,7 @@ use domain::FieldErrors;
 use domain::password::Password;
 use domain::validation::{email, text};
 use serde::{Deserialize, Serialize};
-use tenancy::{FirstAdmin, NewTenant, Slug};
+use tenancy::{FirstAdmin, NewTenant, Slug, Verification};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ use crate::state::AppState;
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(signup)
+        .service(verify_signup)
         .service(operator_token)
         .service(operator_logout)
         .service(tenants);
@@ -85,12 +86,22 @@ pub async fn operator_logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+fn summary(t: &tenancy::Tenant) -> TenantSummary {
+    TenantSummary {
+        id: t.id(),
+        slug: t.slug().to_string(),
+        display_name: t.display_name().to_owned(),
+        status: t.status().as_str(),
+        created_at: t.created_at(),
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct TenantSummary {
     pub id: Uuid,
     pub slug: String,
     pub display_name: String,
-    /// provisioning, active, suspended or deleting.
+    /// provisioning, unverified, active, suspended or deleting.
     pub status: &'static str,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -110,13 +121,7 @@ pub async fn tenants(
         .list()
         .await?
         .iter()
-        .map(|t| TenantSummary {
-            id: t.id(),
-            slug: t.slug().to_string(),
-            display_name: t.display_name().to_owned(),
-            status: t.status().as_str(),
-            created_at: t.created_at(),
-        })
+        .map(summary)
         .collect();
     Ok(HttpResponse::Ok().json(tenants))
 }
@@ -139,13 +144,19 @@ pub struct SignupResponse {
     pub slug: String,
     pub display_name: String,
     pub admin_email: String,
+    /// `active`, or `unverified` until the e-mailed token is presented to
+    /// `POST /platform/signup/verify`.
+    pub status: &'static str,
 }
 
 /// Creates a tenant and its first administrator in one transaction (on the
-/// platform domain).
+/// platform domain). With `signup.verify_email` on, the tenant waits
+/// (202, `unverified`, not served) until the token e-mailed to the
+/// administrator is presented.
 #[utoipa::path(tag = "platform",
     request_body = SignupRequest,
-    responses((status = 201, body = SignupResponse), (status = 404), (status = 409), (status = 422)))]
+    responses((status = 201, body = SignupResponse), (status = 202, body = SignupResponse),
+              (status = 404), (status = 409), (status = 422), (status = 429)))]
 #[post("/platform/signup")]
 pub async fn signup(
     state: web::Data<AppState>,
@@ -174,14 +185,18 @@ pub async fn signup(
         ApiError::Validation(errs)
     })?;
     let password_hash = crate::auth::hashing::hash(password).await?;
+    let mut new = new.with_admin(FirstAdmin {
+        email: admin_email.clone(),
+        full_name: admin_name,
+        password_hash,
+    });
+    if state.signup.verify_email {
+        new = new.awaiting(verification(&state.signup, &admin_email, &display_name));
+    }
     let tenant = state
         .resolver
         .registry()
-        .create(&new.with_admin(FirstAdmin {
-            email: admin_email.clone(),
-            full_name: admin_name,
-            password_hash,
-        }))
+        .create(&new)
         .await
         .map_err(|e| match e {
             tenancy::Error::TenantExists(_) | tenancy::Error::OrphanSchema(_) => {
@@ -189,10 +204,69 @@ pub async fn signup(
             }
             other => other.into(),
         })?;
-    Ok(HttpResponse::Created().json(SignupResponse {
+    let mut res = if tenant.status() == tenancy::TenantStatus::Active {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Accepted()
+    };
+    Ok(res.json(SignupResponse {
         tenant_id: tenant.id(),
         slug: tenant.slug().to_string(),
         display_name: tenant.display_name().to_owned(),
         admin_email,
+        status: tenant.status().as_str(),
     }))
+}
+
+/// A new verification token and the message that carries it.
+fn verification(
+    settings: &crate::configuration::SignupSettings,
+    email: &str,
+    display_name: &str,
+) -> Verification {
+    let token = crate::auth::sessions::new_token();
+    let link = settings.verify_link.replace("{token}", &token);
+    Verification {
+        token_hash: crate::auth::sessions::digest(&token),
+        ttl_secs: settings.verification_ttl_secs,
+        recipient: email.to_owned(),
+        subject: format!("Confirm your address to start {display_name}"),
+        body: format!(
+            "Someone, probably you, signed up for {display_name} with this address.\n\n\
+             To start it, open {link}\n\
+             or send this token to POST /api/v1/platform/signup/verify: {token}\n\n\
+             It is valid for {hours} hours. If it was not you, ignore this message; \
+             the sign-up is then removed.\n",
+            hours = settings.verification_ttl_secs.div_ceil(3600),
+        ),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub token: String,
+}
+
+/// Verifies a sign-up's e-mail address: the tenant becomes active and is
+/// served from now on. A token works once.
+#[utoipa::path(tag = "platform",
+    request_body = VerifyRequest,
+    responses((status = 200, body = TenantSummary), (status = 404)))]
+#[post("/platform/signup/verify")]
+pub async fn verify_signup(
+    state: web::Data<AppState>,
+    _platform: PlatformHost,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let digest = crate::auth::sessions::digest(body.token.trim());
+    let tenant = state
+        .resolver
+        .registry()
+        .verify(&digest)
+        .await?
+        .ok_or(ApiError::NotFound(
+            "verification token (unknown, used or expired)",
+        ))?;
+    Ok(HttpResponse::Ok().json(summary(&tenant)))
 }

@@ -217,3 +217,113 @@ async fn a_heavy_tenant_does_not_slow_another() {
     );
     assert!(busy < Duration::from_millis(100), "p99 {busy:?}");
 }
+
+#[tokio::test]
+async fn sign_ups_can_wait_for_e_mail_verification() {
+    use sea_orm::ConnectionTrait;
+
+    let db = TestDb::new(2).await;
+    let mut s = crate::helpers::settings(&db, 4);
+    s.signup.verify_email = true;
+    let app = spawn_with(&s, true).await;
+    let platform = |path: &str, body: Value| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .header(reqwest::header::HOST, "localhost")
+            .json(&body)
+            .send()
+    };
+    let res = platform(
+        "/api/v1/platform/signup",
+        json!({ "slug": "newco", "display_name": "NewCo",
+                "admin_email": "boss@newco.test", "admin_password": PASSWORD }),
+    )
+    .await
+    .expect("signup");
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["status"], "unverified");
+
+    // Not served, and its name is taken, until verified.
+    assert_eq!(
+        app.login("newco", "boss@newco.test", PASSWORD)
+            .await
+            .status(),
+        404
+    );
+    let again = platform(
+        "/api/v1/platform/signup",
+        json!({ "slug": "newco", "display_name": "Squatter",
+                "admin_email": "x@x.test", "admin_password": PASSWORD }),
+    )
+    .await
+    .expect("signup");
+    assert_eq!(again.status(), 409);
+
+    // The message waits in the outbox, with the token.
+    let row = db
+        .db
+        .query_one_raw(tenancy::stmt(
+            "SELECT recipient, body FROM public.mail_outbox WHERE sent_at IS NULL",
+            [],
+        ))
+        .await
+        .expect("outbox")
+        .expect("a message");
+    let recipient: String = row.try_get_by_index(0).expect("recipient");
+    let text: String = row.try_get_by_index(1).expect("body");
+    assert_eq!(recipient, "boss@newco.test");
+    let token = text
+        .split("token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("a link with the token")
+        .to_owned();
+
+    let wrong = platform("/api/v1/platform/signup/verify", json!({ "token": "nope" }))
+        .await
+        .expect("verify");
+    assert_eq!(wrong.status(), 404);
+    let res = platform("/api/v1/platform/signup/verify", json!({ "token": token }))
+        .await
+        .expect("verify");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["status"], "active");
+    assert_eq!(
+        app.login("newco", "boss@newco.test", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // A token works once.
+    let reused = platform("/api/v1/platform/signup/verify", json!({ "token": token }))
+        .await
+        .expect("verify");
+    assert_eq!(reused.status(), 404);
+
+    // An unverified sign-up whose token expired is removed, name and all.
+    let res = platform(
+        "/api/v1/platform/signup",
+        json!({ "slug": "lapsed", "display_name": "Lapsed",
+                "admin_email": "l@lapsed.test", "admin_password": PASSWORD }),
+    )
+    .await
+    .expect("signup");
+    assert_eq!(res.status(), 202);
+    db.db
+        .execute_unprepared(
+            "UPDATE public.signup_verifications SET expires_at = now() - interval '1 s'",
+        )
+        .await
+        .expect("expire");
+    assert_eq!(db.registry().purge_unverified().await.expect("purge"), 1);
+    let slugs: Vec<String> = db
+        .registry()
+        .list()
+        .await
+        .expect("list")
+        .iter()
+        .map(|t| t.slug().to_string())
+        .collect();
+    assert_eq!(slugs, ["newco"]);
+}
