@@ -9,6 +9,9 @@ export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres"
 export STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
 # A Redis server binary: one test runs (and kills) a Redis of its own.
 command -v redis-server >/dev/null || apt_install redis-server
+# PgBouncer: one test runs the server behind a PgBouncer of its own.
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
+export PATH="$PATH:/usr/sbin"
 # The real WatermelonDB and RxDB clients the sync tests drive.
 command -v npm >/dev/null || apt_install nodejs npm
 (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >&2)

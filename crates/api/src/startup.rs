@@ -77,7 +77,7 @@ impl Application {
             Duration::from_secs(settings.sync.purge_interval_secs),
         );
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
-        let standing_task = standings.spawn_listener(settings.database.url.clone());
+        let standing_task = standings.spawn_listener(settings.database.listen_url().to_owned());
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,

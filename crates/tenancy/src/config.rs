@@ -58,6 +58,18 @@ pub struct DatabaseSettings {
     pub url: String,
     pub pool_size: u32,
     pub acquire_timeout_ms: u64,
+    /// Cache prepared statements per connection. Off behind a
+    /// transaction-pooling PgBouncer older than 1.21.
+    #[serde(default = "yes")]
+    pub prepared_statements: bool,
+    /// PostgreSQL itself, for `LISTEN` (which a transaction-pooling
+    /// PgBouncer cannot carry); `url` when unset.
+    #[serde(default)]
+    pub listen_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DatabaseSettings {
@@ -68,6 +80,14 @@ impl DatabaseSettings {
                 "must be a postgres:// or postgresql:// URL",
             ));
         }
+        if let Some(url) = &self.listen_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.listen_url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
         if !(1..=1000).contains(&self.pool_size) {
             return Err(invalid("database.pool_size", "must be between 1 and 1000"));
         }
@@ -75,6 +95,11 @@ impl DatabaseSettings {
             return Err(invalid("database.acquire_timeout_ms", "must be above 0"));
         }
         Ok(())
+    }
+
+    /// Where to `LISTEN`: `listen_url`, or `url`.
+    pub fn listen_url(&self) -> &str {
+        self.listen_url.as_deref().unwrap_or(&self.url)
     }
 
     pub fn acquire_timeout(&self) -> Duration {

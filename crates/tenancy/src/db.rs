@@ -6,12 +6,18 @@ use crate::config::DatabaseSettings;
 
 /// Opens the connection pool described by `settings`.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    connect_url(
+    let mut options = options(
         &settings.url,
         settings.pool_size,
         settings.acquire_timeout(),
-    )
-    .await
+    );
+    if !settings.prepared_statements {
+        // Behind a transaction-pooling PgBouncer older than 1.21: no
+        // statement outlives its transaction (PgBouncer runs
+        // `DEALLOCATE ALL` after each one, see deploy/pgbouncer.ini).
+        options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+    }
+    Database::connect(options).await
 }
 
 /// Opens a pool of at most `pool_size` connections to `url`.
@@ -20,6 +26,10 @@ pub async fn connect_url(
     pool_size: u32,
     acquire_timeout: std::time::Duration,
 ) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(url, pool_size, acquire_timeout)).await
+}
+
+fn options(url: &str, pool_size: u32, acquire_timeout: std::time::Duration) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(pool_size)
@@ -30,5 +40,5 @@ pub async fn connect_url(
         // acquire would add a round trip to each request.
         .test_before_acquire(false)
         .sqlx_logging(false);
-    Database::connect(options).await
+    options
 }

@@ -143,17 +143,19 @@ impl Registry {
     /// Deletes tenants whose sign-up was never verified in time, freeing
     /// their names; how many.
     pub async fn purge_unverified(&self) -> Result<usize, Error> {
-        let expired = crate::registry::TenantRow::find_by_statement(stmt(
-            &format!(
-                "SELECT {} FROM public.tenants t \
-                 WHERE t.status = 'unverified' AND NOT EXISTS ( \
-                   SELECT 1 FROM public.signup_verifications v \
-                   WHERE v.tenant_id = t.id AND v.expires_at > now())",
-                crate::registry::TENANT_COLUMNS
+        let expired: Vec<crate::registry::TenantRow> = crate::sql::read_all(
+            self.db(),
+            stmt(
+                &format!(
+                    "SELECT {} FROM public.tenants t \
+                     WHERE t.status = 'unverified' AND NOT EXISTS ( \
+                       SELECT 1 FROM public.signup_verifications v \
+                       WHERE v.tenant_id = t.id AND v.expires_at > now())",
+                    crate::registry::TENANT_COLUMNS
+                ),
+                [],
             ),
-            [],
-        ))
-        .all(self.db())
+        )
         .await?;
         let mut purged = 0;
         for row in expired {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::error::{Error, parse_slug};
 use crate::events::TenantEvents;
 use crate::slug::{SchemaName, Slug};
-use crate::sql::{lock_schema, stmt};
+use crate::sql::{lock_schema, read_all, read_one, stmt};
 
 /// Where a tenant is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -191,7 +191,10 @@ impl Registry {
 
     pub async fn find_by_slug(&self, slug: &Slug) -> Result<Option<Tenant>, Error> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants t WHERE t.slug = $1");
-        fetch_one(&self.db, &sql, [slug.as_str().into()]).await
+        read_one::<TenantRow>(&self.db, stmt(&sql, [slug.as_str().into()]))
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
     }
 
     /// The tenant owning custom domain `host` (already normalised).
@@ -200,7 +203,10 @@ impl Registry {
             "SELECT {TENANT_COLUMNS} FROM public.tenant_domains d \
              JOIN public.tenants t ON t.id = d.tenant_id WHERE d.host = $1"
         );
-        fetch_one(&self.db, &sql, [host.into()]).await
+        read_one::<TenantRow>(&self.db, stmt(&sql, [host.into()]))
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
     }
 
     /// The tenant with `slug`, or [`Error::TenantNotFound`].
@@ -213,8 +219,7 @@ impl Registry {
     /// Every tenant, ordered by slug.
     pub async fn list(&self) -> Result<Vec<Tenant>, Error> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants t ORDER BY t.slug");
-        TenantRow::find_by_statement(stmt(&sql, []))
-            .all(&self.db)
+        read_all::<TenantRow>(&self.db, stmt(&sql, []))
             .await?
             .into_iter()
             .map(Tenant::try_from)
@@ -222,12 +227,14 @@ impl Registry {
     }
 
     pub async fn domains(&self, tenant: &Tenant) -> Result<Vec<TenantDomain>, Error> {
-        Ok(TenantDomain::find_by_statement(stmt(
-            "SELECT host, is_primary FROM public.tenant_domains \
-             WHERE tenant_id = $1 ORDER BY is_primary DESC, host",
-            [tenant.id.into()],
-        ))
-        .all(&self.db)
+        Ok(read_all(
+            &self.db,
+            stmt(
+                "SELECT host, is_primary FROM public.tenant_domains \
+                 WHERE tenant_id = $1 ORDER BY is_primary DESC, host",
+                [tenant.id.into()],
+            ),
+        )
         .await?)
     }
 
@@ -245,12 +252,13 @@ impl Registry {
             "UPDATE public.tenants t SET status = $2, updated_at = now() \
              WHERE t.slug = $1 RETURNING {TENANT_COLUMNS}"
         );
-        let tenant = fetch_one(
+        let tenant = read_one::<TenantRow>(
             &self.db,
-            &sql,
-            [slug.as_str().into(), status.as_str().into()],
+            stmt(&sql, [slug.as_str().into(), status.as_str().into()]),
         )
         .await?
+        .map(Tenant::try_from)
+        .transpose()?
         .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
         self.events.tenant_changed(tenant.id).await;
         Ok(tenant)

@@ -3,7 +3,10 @@
 //! (after checking that it exists: PostgreSQL would otherwise fall through
 //! to the next schema on the path).
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    FromQueryResult, Statement, TransactionTrait, Value,
+};
 
 use crate::error::Error;
 use crate::slug::SchemaName;
@@ -11,6 +14,41 @@ use crate::slug::SchemaName;
 /// A PostgreSQL statement with positional parameters.
 pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+// Every statement sent outside an explicit transaction goes through one of
+// these three: each runs in a transaction of its own, so that behind a
+// transaction-pooling PgBouncer its parse, bind and execute all reach the
+// same server connection (see docs/operations.md, "PgBouncer").
+
+/// At most one row of `statement`, read in a transaction of its own.
+pub async fn read_one<T: FromQueryResult>(
+    db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Option<T>, DbErr> {
+    let txn = db.begin().await?;
+    let row = T::find_by_statement(statement).one(&txn).await?;
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// Every row of `statement`, read in a transaction of its own.
+pub async fn read_all<T: FromQueryResult>(
+    db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Vec<T>, DbErr> {
+    let txn = db.begin().await?;
+    let rows = T::find_by_statement(statement).all(&txn).await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
+/// Runs `statement` in a transaction of its own.
+pub async fn write(db: &DatabaseConnection, statement: Statement) -> Result<ExecResult, DbErr> {
+    let txn = db.begin().await?;
+    let done = txn.execute_raw(statement).await?;
+    txn.commit().await?;
+    Ok(done)
 }
 
 /// First key of every advisory lock Strata takes on a tenant schema

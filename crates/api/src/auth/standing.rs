@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::postgres::PgListener;
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
 use tenancy::{Tenant, TenantTx, stmt};
 use uuid::Uuid;
 
@@ -161,7 +161,9 @@ impl Standings {
             return Ok(found);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let standing = of_operator(db, operator).await?;
+        let txn = db.begin().await?;
+        let standing = of_operator(&txn, operator).await?;
+        txn.commit().await?;
         Ok(self.keep(key, generation, standing))
     }
 

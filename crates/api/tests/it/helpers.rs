@@ -276,3 +276,124 @@ impl Drop for OwnRedis {
         let _ = self.child.wait();
     }
 }
+
+/// A PgBouncer of the test's own in transaction pooling, in front of the
+/// test database's server, killed on drop. PgBouncer 1.18 (Debian 12)
+/// keeps no prepared statements across transactions: it runs
+/// `DEALLOCATE ALL` after each one.
+pub struct OwnPgBouncer {
+    child: std::process::Child,
+    _dir: TempDir,
+    pub port: u16,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl OwnPgBouncer {
+    /// In front of the server of `database_url`, with `pool_size` server
+    /// connections per database.
+    pub fn start(database_url: &str, pool_size: u32) -> Self {
+        let (host, port) = server_of(database_url);
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("strata-pgbouncer-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ini = dir.join("pgbouncer.ini");
+        std::fs::write(
+            dir.join("userlist.txt"),
+            "\"postgres\" \"\"\n\"root\" \"\"\n",
+        )
+        .expect("users");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {dir}/userlist.txt\n\
+                 pool_mode = transaction\ndefault_pool_size = {pool_size}\n\
+                 max_client_conn = 1000\n\
+                 server_reset_query = DEALLOCATE ALL\nserver_reset_query_always = 1\n\
+                 ignore_startup_parameters = extra_float_digits,options\n\
+                 logfile = {dir}/pgbouncer.log\n",
+                dir = dir.display()
+            ),
+        )
+        .expect("ini");
+        // PgBouncer refuses to run as root.
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mut cmd = if root {
+            let _ = std::process::Command::new("chown")
+                .args(["-R", "postgres", &dir.display().to_string()])
+                .status();
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c
+        } else {
+            std::process::Command::new("pgbouncer")
+        };
+        let mut child = cmd
+            .arg(&ini)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pgbouncer (scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok() {
+                return Self {
+                    child,
+                    _dir: TempDir(dir),
+                    port: listen,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pgbouncer did not start");
+    }
+
+    /// `database_url` with its server replaced by this PgBouncer.
+    pub fn url_for(&self, database_url: &str) -> String {
+        let (host, port) = server_of(database_url);
+        let (scheme, rest) = database_url.split_once("://").expect("a URL");
+        let rest = rest
+            .replacen(
+                &format!("{host}:{port}/"),
+                &format!("127.0.0.1:{}/", self.port),
+                1,
+            )
+            .replacen(&format!("{host}/"), &format!("127.0.0.1:{}/", self.port), 1);
+        format!("{scheme}://{rest}")
+    }
+}
+
+impl Drop for OwnPgBouncer {
+    fn drop(&mut self) {
+        // runuser passes the signal on.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &format!("{}/pgbouncer.ini", self._dir.0.display())])
+            .status();
+    }
+}
+
+/// Host and port of a `postgres://user@host:port/db` URL.
+fn server_of(url: &str) -> (String, u16) {
+    let url = url.split_once("://").map_or(url, |(_, r)| r);
+    let after = url.split_once('@').map_or(url, |(_, r)| r);
+    let server = after.split('/').next().unwrap_or_default();
+    let (host, port) = server.rsplit_once(':').unwrap_or((server, "5432"));
+    (host.to_owned(), port.parse().unwrap_or(5432))
+}
