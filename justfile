@@ -52,6 +52,18 @@ bench-sync:
     export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
     cargo bench --locked -p api --bench sync
 
+# Soak test: 10 minutes of bounded sign-ins, pushes, pulls and reads on
+# 127.0.0.1; fails on any error or if memory grows after warm-up.
+# SOAK_SECONDS shortens it.
+soak:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/services.sh
+    export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+    cargo build --locked --release --bin strata-server
+    export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
+    cargo bench --locked -p api --bench soak
+
 # Every benchmark.
 bench: bench-tenancy bench-crud bench-sync
 

@@ -11,6 +11,22 @@ import { client, config } from './http.mjs';
 const LokiJSAdapter = lokijs.default ?? lokijs;
 const { synchronize } = sync_;
 
+// WatermelonDB's sync diagnostics ("[Sync] Server wants client to create
+// record …, but it already exists locally", …) are collected: a backend
+// that follows its contract causes none.
+const diagnostics = [];
+for (const level of ['log', 'warn', 'error', 'info']) {
+  const original = console[level].bind(console);
+  console[level] = (...args) => {
+    const text = args.map(String).join(' ');
+    if (text.includes('[Sync]')) diagnostics.push(text);
+    original(...args);
+  };
+}
+
+// A stable id of this installation, sent with pulls and pushes.
+const deviceId = `watermelon-${crypto.randomUUID()}`;
+
 const cfg = config();
 const api = client(cfg);
 await api.login(cfg.email, cfg.password);
@@ -49,6 +65,7 @@ async function sync() {
       const res = await api.request('POST', '/api/v1/sync/watermelon/pull', {
         last_pulled_at: lastPulledAt ?? null,
         tables: ['clients'],
+        device_id: deviceId,
       });
       if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
       return { changes: res.body.changes, timestamp: res.body.timestamp };
@@ -57,6 +74,7 @@ async function sync() {
       const res = await api.request('POST', '/api/v1/sync/watermelon/push', {
         changes,
         last_pulled_at: lastPulledAt,
+        device_id: deviceId,
       });
       if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
     },
@@ -90,6 +108,7 @@ try {
   const after = await clients.query().fetch();
   report.local = after.length;
   report.names = after.map((c) => c._raw.name).sort();
+  report.diagnostics = diagnostics;
   console.log(JSON.stringify(report));
   process.exit(0);
 } catch (err) {

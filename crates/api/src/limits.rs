@@ -43,9 +43,15 @@ pub struct LimitSettings {
     pub signup_per_hour: u32,
     pub signup_burst: u32,
     /// Requests of one tenant in flight at once in one server process; 0
-    /// means one per CPU core, at most half the database pool.
+    /// means four per CPU core, at most half the database pool.
     pub tenant_concurrency: u32,
+    /// Of those, requests with large bodies (over 64 KiB, such as sync
+    /// pushes); 0 means one per CPU core.
+    pub tenant_large_concurrency: u32,
 }
+
+/// Bodies above this count against `tenant_large_concurrency`.
+pub const LARGE_BODY: u64 = 64 * 1024;
 
 /// A rate: `count` per `period`, with bursts of up to `burst`.
 #[derive(Debug, Clone, Copy)]
@@ -138,38 +144,82 @@ pub async fn take(kv: &Kv, buckets: &[(String, Rate)]) -> Result<Decision, ApiEr
     })
 }
 
-/// Per-tenant caps on requests in flight in this process.
+/// Per-tenant caps on requests in flight in this process: all of a
+/// tenant's requests, and, tighter, those with large bodies, which cost
+/// the most CPU and memory. Small requests of one tenant never wait
+/// behind its large ones beyond the first cap.
 pub struct Concurrency {
     per_tenant: usize,
-    tenants: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    large_per_tenant: usize,
+    tenants: Mutex<HashMap<Uuid, Arc<Turns>>>,
     wait: Duration,
 }
 
+struct Turns {
+    any: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+}
+
+/// A request's turn; held until it is answered.
+pub struct Turn {
+    _any: OwnedSemaphorePermit,
+    _large: Option<OwnedSemaphorePermit>,
+}
+
 impl Concurrency {
-    pub fn new(per_tenant: usize, wait: Duration) -> Self {
+    pub fn new(per_tenant: usize, large_per_tenant: usize, wait: Duration) -> Self {
+        let per_tenant = per_tenant.max(1);
         Self {
-            per_tenant: per_tenant.max(1),
+            per_tenant,
+            large_per_tenant: large_per_tenant.clamp(1, per_tenant),
             tenants: Mutex::new(HashMap::new()),
             wait,
         }
     }
 
+    /// From `[limits]` and the pool size: the defaults are four requests
+    /// per core (at most half the pool) and one large one per core.
+    pub fn from_settings(settings: &LimitSettings, pool_size: u32, wait: Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let any = match settings.tenant_concurrency {
+            0 => (4 * cores).min(pool_size as usize / 2),
+            n => n as usize,
+        };
+        let large = match settings.tenant_large_concurrency {
+            0 => cores,
+            n => n as usize,
+        };
+        Self::new(any, large, wait)
+    }
+
     /// A turn for one request of `tenant`; 503 if none frees up in time.
-    pub async fn enter(&self, tenant: Uuid) -> Result<OwnedSemaphorePermit, ApiError> {
-        let semaphore = {
+    pub async fn enter(&self, tenant: Uuid, large: bool) -> Result<Turn, ApiError> {
+        let turns = {
             let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
             // Idle tenants' semaphores are dropped now and then.
             if tenants.len() > 10_000 {
-                tenants.retain(|_, s| s.available_permits() < self.per_tenant);
+                tenants.retain(|_, t| t.any.available_permits() < self.per_tenant);
             }
-            Arc::clone(
-                tenants
-                    .entry(tenant)
-                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))),
-            )
+            Arc::clone(tenants.entry(tenant).or_insert_with(|| {
+                Arc::new(Turns {
+                    any: Arc::new(Semaphore::new(self.per_tenant)),
+                    large: Arc::new(Semaphore::new(self.large_per_tenant)),
+                })
+            }))
         };
-        match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+        let take = async {
+            let large = match large {
+                true => Some(Arc::clone(&turns.large).acquire_owned().await.ok()?),
+                false => None,
+            };
+            let any = Arc::clone(&turns.any).acquire_owned().await.ok()?;
+            Some(Turn {
+                _any: any,
+                _large: large,
+            })
+        };
+        match tokio::time::timeout(self.wait, take).await {
+            Ok(Some(turn)) => Ok(turn),
             _ => Err(ApiError::Unavailable("tenant capacity")),
         }
     }
@@ -238,6 +288,20 @@ fn set_headers(headers: &mut actix_web::http::header::HeaderMap, d: &Decision) {
     }
 }
 
+/// Whether a request's body is large: declared over [`LARGE_BODY`], or
+/// sent without a declared length.
+fn is_large(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    match headers
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(n) => n > LARGE_BODY,
+        None => headers.contains_key(actix_web::http::header::TRANSFER_ENCODING),
+    }
+}
+
 /// Applies the rates and the tenant's concurrency cap to a request (after
 /// the tenant is resolved).
 pub async fn limit_requests(
@@ -268,7 +332,7 @@ pub async fn limit_requests(
         return Err(actix_web::error::InternalError::from_response("rate limited", res).into());
     }
     let _turn = match tenant {
-        Some(id) => Some(state.concurrency.enter(id).await?),
+        Some(id) => Some(state.concurrency.enter(id, is_large(&req)).await?),
         None => None,
     };
     let mut res = next.call(req).await?;

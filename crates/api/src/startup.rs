@@ -102,15 +102,9 @@ impl Application {
             auth: settings.auth.clone(),
             limits: settings.limits.clone(),
             signup: settings.signup.clone(),
-            concurrency: Concurrency::new(
-                match settings.limits.tenant_concurrency {
-                    // One per core: a tenant's requests are CPU work too.
-                    0 => std::thread::available_parallelism()
-                        .map_or(1, |n| n.get())
-                        .min(settings.database.pool_size as usize / 2)
-                        .max(1),
-                    n => n as usize,
-                },
+            concurrency: Concurrency::from_settings(
+                &settings.limits,
+                settings.database.pool_size,
                 Duration::from_millis(settings.database.acquire_timeout_ms),
             ),
             proxies: TrustedProxies::parse(&settings.server.trusted_proxies)

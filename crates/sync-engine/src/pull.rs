@@ -94,8 +94,20 @@ async fn purged_before(conn: &impl ConnectionTrait) -> Result<u64, SyncError> {
     }
 }
 
+/// Where a pull starts, how much it takes, and who pulls.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    /// The cursor as the client holds it (signed text); `None` starts over.
+    pub cursor: Option<&'a str>,
+    pub limit: usize,
+    /// The pulling device, if it names itself: a record it created (pushed
+    /// with the same device id) comes back as updated, not created.
+    pub device: Option<&'a str>,
+}
+
 /// Pulls up to `limit` changes of `models` for `caller`, from `cursor` (a
-/// fresh start when `None`).
+/// fresh start when `None`); records `device` created count as updated.
+#[allow(clippy::too_many_arguments)] // each is one of the pull's inputs
 pub async fn pull(
     conn: &impl ConnectionTrait,
     tenant: Uuid,
@@ -104,6 +116,7 @@ pub async fn pull(
     models: &[&'static Model],
     cursor: Option<Cursor>,
     limit: usize,
+    device: Option<&str>,
 ) -> Result<Pulled, SyncError> {
     let scopes = models
         .iter()
@@ -167,11 +180,15 @@ pub async fn pull(
         let lim = values.len();
         values.push(initial.into());
         let init = values.len();
+        values.push(device.map(str::to_owned).into());
+        let dev = values.len();
         // One row per page: the page's records as JSON arrays built by
         // PostgreSQL, and where it stopped.
         let sql = format!(
             "WITH page AS ( \
-                 SELECT c.record_id, c.txid, c.created_txid >= $1::text::xid8 AS is_new, c.deleted \
+                 SELECT c.record_id, c.txid, c.deleted, \
+                        c.created_txid >= $1::text::xid8 AND ( \
+                          ${dev}::text IS NULL OR c.created_by_device IS DISTINCT FROM ${dev}) AS is_new \
                  FROM sync_changes c \
                  WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}), \
              numbered AS ( \
@@ -250,9 +267,8 @@ pub async fn pull(
 /// Most records one page returns.
 pub const MAX_PAGE: usize = 10_000;
 
-/// A pull for a caller holding `roles`, from a cursor as the client holds
-/// it (signed text); checks the page size and the cursor's tenant.
-#[allow(clippy::too_many_arguments)] // each is one of the pull's inputs
+/// A pull for a caller holding `roles`; checks the page size, the device
+/// id and the cursor's tenant.
 pub async fn for_caller(
     conn: &impl sea_orm::ConnectionTrait,
     key: &crate::CursorKey,
@@ -260,9 +276,19 @@ pub async fn for_caller(
     user: Uuid,
     roles: &[String],
     models: &[&'static Model],
-    cursor: Option<&str>,
-    limit: usize,
+    page: Page<'_>,
 ) -> Result<Pulled, SyncError> {
+    let Page {
+        cursor,
+        limit,
+        device,
+    } = page;
+    if let Some(d) = device {
+        domain::check::parameter(d, 200).map_err(|message| SyncError::Invalid {
+            field: "device_id",
+            message,
+        })?;
+    }
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(SyncError::Invalid {
             field: "limit",
@@ -271,5 +297,5 @@ pub async fn for_caller(
     }
     let cursor = cursor.map(|c| key.decode(c, tenant)).transpose()?;
     let perms = Permissions::load(conn, roles).await?;
-    pull(conn, tenant, user, &perms, models, cursor, limit).await
+    pull(conn, tenant, user, &perms, models, cursor, limit, device).await
 }

@@ -9,7 +9,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
+    Value,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use uuid::Uuid;
@@ -698,4 +701,20 @@ pub async fn delete_bases(
     rows.iter()
         .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
         .collect()
+}
+
+/// Names the device writing in this transaction: records it creates are
+/// marked as its own (see [`crate::pull::Page::device`]).
+pub async fn name_device(conn: &impl ConnectionTrait, device: &str) -> Result<(), SyncError> {
+    domain::check::parameter(device, 200).map_err(|message| SyncError::Invalid {
+        field: "device_id",
+        message,
+    })?;
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_config('strata.device', $1, true)",
+        [device.into()],
+    ))
+    .await?;
+    Ok(())
 }

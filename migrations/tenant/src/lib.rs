@@ -16,6 +16,7 @@ mod m20261122_000005_create_sync_tracking;
 mod m20261123_000006_keep_an_administrator;
 mod m20261123_000007_add_client_industry;
 mod m20261123_000008_session_standing;
+mod m20261123_000009_track_creating_device;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_keep_an_administrator::Migration),
             Box::new(m20261123_000007_add_client_industry::Migration),
             Box::new(m20261123_000008_session_standing::Migration),
+            Box::new(m20261123_000009_track_creating_device::Migration),
         ]
     }
 }

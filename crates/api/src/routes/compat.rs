@@ -29,6 +29,7 @@ use crate::middleware::tenant::CurrentTenant;
 use crate::routes::sync::run_pull;
 use crate::state::AppState;
 use sync_engine::log::{Ending, Entry, Kind};
+use sync_engine::pull::Page;
 
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -323,8 +324,11 @@ pub async fn pull(
             tenant.0.id(),
             &user,
             &[md],
-            cursor.as_deref(),
-            batch,
+            Page {
+                cursor: cursor.as_deref(),
+                limit: batch,
+                device: None,
+            },
         )
         .await?;
         let mut count = 0usize;

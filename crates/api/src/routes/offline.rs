@@ -25,7 +25,7 @@ use crate::middleware::tenant::CurrentTenant;
 use crate::routes::sync::{log_failure, models, run_pull};
 use crate::state::AppState;
 use sync_engine::log::{Ending, Entry, Kind};
-use sync_engine::pull::MAX_PAGE;
+use sync_engine::pull::{MAX_PAGE, Page};
 
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -89,6 +89,9 @@ fn counts(pushed: &Pushed) -> BTreeMap<String, u64> {
 pub struct WatermelonPull {
     /// The `timestamp` of the previous pull, or null.
     pub last_pulled_at: Option<i64>,
+    /// A stable id of this installation, the same as in its pushes: records
+    /// it created itself come back as `updated`, not `created`.
+    pub device_id: Option<String>,
     /// Tables to pull; all when absent.
     #[serde(default)]
     pub tables: Vec<String>,
@@ -134,8 +137,11 @@ pub async fn watermelon_pull(
             tenant.0.id(),
             &user,
             &models,
-            cursor.as_deref(),
-            MAX_PAGE,
+            Page {
+                cursor: cursor.as_deref(),
+                limit: MAX_PAGE,
+                device: b.device_id.as_deref(),
+            },
         )
         .await?;
         for (name, c) in &pulled.changes {
@@ -190,6 +196,8 @@ pub struct WatermelonPush {
     #[schema(value_type = Object)]
     pub changes: BTreeMap<String, WatermelonTable>,
     pub last_pulled_at: Option<i64>,
+    /// A stable id of this installation (see the pull).
+    pub device_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -220,6 +228,9 @@ pub async fn watermelon_push(
     let started = Instant::now();
     let mut mutations = Vec::new();
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    if let Some(device) = &body.device_id {
+        push::name_device(tx.conn(), device).await?;
+    }
     let perms = Permissions::load(tx.conn(), &user.roles).await?;
     // What the device had pulled: deletes of records changed after that
     // pull are conflicts, settled by each model's strategy.
@@ -367,8 +378,11 @@ pub async fn rxdb_pull(
         tenant.0.id(),
         &user,
         &[md],
-        body.checkpoint.as_ref().map(RxdbCheckpoint::cursor),
-        body.batch_size.unwrap_or(100),
+        Page {
+            cursor: body.checkpoint.as_ref().map(RxdbCheckpoint::cursor),
+            limit: body.batch_size.unwrap_or(100),
+            device: None,
+        },
     )
     .await?;
     let mut documents = Vec::new();

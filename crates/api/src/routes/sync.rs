@@ -8,7 +8,7 @@ use domain::roles::{Action, Area};
 use serde::{Deserialize, Serialize};
 use sync_engine::log::{Ending, Entry, Kind, Line, ModelState};
 use sync_engine::models::model;
-use sync_engine::pull::Pulled;
+use sync_engine::pull::{Page, Pulled};
 use sync_engine::push::{Mutation, Pushed};
 use sync_engine::settings::{self, Filter, Grant};
 use tenancy::TenantTx;
@@ -100,8 +100,7 @@ pub async fn run_pull(
     tenant: Uuid,
     user: &AuthUser,
     models: &[&'static sync_engine::Model],
-    cursor: Option<&str>,
-    limit: usize,
+    page: Page<'_>,
 ) -> Result<Pulled, ApiError> {
     Ok(sync_engine::pull::for_caller(
         tx.conn(),
@@ -110,8 +109,7 @@ pub async fn run_pull(
         user.id,
         &user.roles,
         models,
-        cursor,
-        limit,
+        page,
     )
     .await?)
 }
@@ -139,8 +137,11 @@ pub async fn pull(
                 tenant.0.id(),
                 &user,
                 &models,
-                b.cursor.as_deref(),
-                b.limit.unwrap_or(1000),
+                Page {
+                    cursor: b.cursor.as_deref(),
+                    limit: b.limit.unwrap_or(1000),
+                    device: None,
+                },
             )
             .await
         }

@@ -80,6 +80,9 @@ async fn watermelondb_synchronizes_both_ways() {
     let report = run("watermelon.mjs", &app).await;
     assert_eq!(report["pulled"], 5, "{report}");
     assert_eq!(report["local"], 7, "{report}");
+    // Its own pushed creates came back as updates: WatermelonDB found
+    // nothing to flag.
+    assert_eq!(report["diagnostics"], serde_json::json!([]), "{report}");
 
     let server = server_clients(&app).await;
     assert_eq!(server.len(), 7);
