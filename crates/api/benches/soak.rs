@@ -1,8 +1,12 @@
 //! Soak test: the release `strata-server` (`SERVER_BIN`) under a steady,
 //! bounded mix of sign-ins, sync pushes and pulls, lists and reads for
 //! `SOAK_SECONDS` (default 600) on 127.0.0.1. It fails unless every request
-//! succeeds and the server's resident memory stays flat (within 10 %)
-//! after the warm-up (the first fifth of the run). `just soak` runs it.
+//! succeeds and the server's resident memory stays flat after the warm-up
+//! (the first fifth of the run): the median of the last fifth's samples
+//! within 10 % of the median of the fifth after the warm-up. Single
+//! samples vary with the work in flight at that moment (a sign-in's
+//! password check takes 19 MiB); those are reported as the peak.
+//! `just soak` runs it.
 
 mod common;
 
@@ -217,14 +221,24 @@ async fn main() {
         t.await.expect("worker");
     }
     let (_, peak) = server.memory();
-    let warm = secs as f64 / 5.0;
-    let after: Vec<f64> = samples
+    drop(server);
+    let fifth = secs as f64 / 5.0;
+    let median = |from: f64, to: f64| {
+        let mut xs: Vec<f64> = samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(_, r)| *r)
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let early = median(fifth, 2.0 * fifth);
+    let late = median(4.0 * fifth, f64::INFINITY);
+    let high = samples
         .iter()
-        .filter(|(t, _)| *t >= warm)
+        .filter(|(t, _)| *t >= fifth)
         .map(|(_, r)| *r)
-        .collect();
-    let low = after.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = after.iter().copied().fold(0.0, f64::max);
+        .fold(0.0, f64::max);
     let errors = counts.errors.load(Ordering::Relaxed);
     let requests = counts.requests.load(Ordering::Relaxed);
     println!(
@@ -235,10 +249,11 @@ async fn main() {
         counts.pulled.load(Ordering::Relaxed),
     );
     println!(
-        "RSS after warm-up ({warm:.0} s): {low:.1} to {high:.1} MiB ({:+.1} %), peak {peak:.1} MiB",
-        (high / low - 1.0) * 100.0
+        "RSS median after warm-up {early:.1} MiB, at the end {late:.1} MiB ({:+.1} %); \
+         highest sample {high:.1} MiB, peak {peak:.1} MiB",
+        (late / early - 1.0) * 100.0
     );
-    let flat = high <= low * 1.10;
+    let flat = (late / early - 1.0).abs() <= 0.10;
     if errors > 0 || !flat {
         eprintln!("soak FAILED: errors {errors}, RSS flat: {flat}");
         std::process::exit(1);
