@@ -79,48 +79,55 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
-/// GCRA over several keys at once: a request is admitted only if every
-/// bucket has room, and then taken from all of them.
-/// KEYS: the buckets. ARGV: per bucket, the emission interval and the burst
-/// tolerance, in milliseconds. Returns allowed (0/1), the index of the
-/// tightest bucket, its remaining requests, its reset and retry times (ms).
+/// GCRA over several keys at once, taking up to `ARGV[1]` requests: as
+/// many as every bucket has room for, from all of them, or none.
+/// KEYS: the buckets. ARGV[1]: how many to take at most; then per bucket
+/// the emission interval and the burst tolerance, in milliseconds.
+/// Returns how many were taken (0: refused), the index of the tightest
+/// bucket, its remaining requests after the take, its reset time and, when
+/// refused, its retry time (ms).
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local allowed, tightest, remaining, reset, retry = 1, 1, math.huge, 0, 0
-local tats = {}
+local want = tonumber(ARGV[1])
+local take, tightest = want, 1
+local tats, intervals, tolerances = {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
   local tat = math.max(tonumber(redis.call('GET', key) or now), now)
-  local new_tat = tat + interval
-  local wait = new_tat - tolerance - interval - now
+  tats[i], intervals[i], tolerances[i] = tat, interval, tolerance
+  -- Requests this bucket admits now.
+  local room = math.floor((now + tolerance + interval - tat) / interval)
+  if room < take then
+    take, tightest = math.max(room, 0), i
+  end
+end
+local interval, tolerance = intervals[tightest], tolerances[tightest]
+if take < 1 then
+  local wait = tats[tightest] + interval - tolerance - interval - now
+  return {0, tightest, 0, math.ceil(tats[tightest] - now), math.ceil(math.max(wait, 1))}
+end
+for i, key in ipairs(KEYS) do
+  local new_tat = tats[i] + take * intervals[i]
+  redis.call('SET', key, new_tat, 'PX', math.ceil(new_tat - now) + 1)
   tats[i] = new_tat
-  if wait > 0 then
-    if allowed == 1 or wait > retry then
-      tightest, retry, remaining, reset = i, wait, 0, tat - now
-    end
-    allowed = 0
-  elseif allowed == 1 then
-    local left = math.floor((now + tolerance + interval - new_tat) / interval)
-    if left < remaining then
-      tightest, remaining, reset = i, left, new_tat - now
-    end
-  end
 end
-if allowed == 1 then
-  for i, key in ipairs(KEYS) do
-    redis.call('SET', key, tats[i], 'PX', math.ceil(tats[i] - now) + 1)
-  end
-end
-return {allowed, tightest, remaining, math.ceil(reset), math.ceil(retry)}
+local left = math.floor((now + tolerance + interval - tats[tightest]) / interval)
+return {take, tightest, math.max(left, 0), math.ceil(tats[tightest] - now), 0}
 ";
 
-/// Takes one request from each of `buckets` (key, rate).
-pub async fn take(kv: &Kv, buckets: &[(String, Rate)]) -> Result<Decision, ApiError> {
+/// Takes up to `want` requests from each of `buckets` (key, rate): how
+/// many were taken (0 when refused) and the tightest bucket's state.
+pub async fn take(
+    kv: &Kv,
+    buckets: &[(String, Rate)],
+    want: u32,
+) -> Result<(u32, Decision), ApiError> {
     static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
     let script = SCRIPT.get_or_init(|| redis::Script::new(GCRA));
     let mut invocation = script.prepare_invoke();
+    invocation.arg(want.max(1));
     for (key, rate) in buckets {
         let interval = rate.interval_ms();
         invocation
@@ -129,19 +136,92 @@ pub async fn take(kv: &Kv, buckets: &[(String, Rate)]) -> Result<Decision, ApiEr
             .arg(interval * f64::from(rate.burst.max(1) - 1));
     }
     let mut conn = kv.conn().await?;
-    let (allowed, tightest, remaining, reset_ms, retry_ms): (i64, usize, i64, i64, i64) =
+    let (taken, tightest, remaining, reset_ms, retry_ms): (i64, usize, i64, i64, i64) =
         invocation.invoke_async(&mut conn).await?;
     let rate = buckets
         .get(tightest.saturating_sub(1))
         .map(|(_, r)| *r)
         .ok_or_else(|| ApiError::Internal("rate limit script answered oddly".into()))?;
-    Ok(Decision {
-        allowed: allowed == 1,
-        limit: rate.burst,
-        remaining: remaining.clamp(0, i64::from(rate.burst)) as u32,
-        reset_secs: (reset_ms.max(0) as u64).div_ceil(1000),
-        retry_after_secs: (retry_ms.max(0) as u64).div_ceil(1000).max(1),
-    })
+    Ok((
+        taken.max(0) as u32,
+        Decision {
+            allowed: taken > 0,
+            limit: rate.burst,
+            remaining: remaining.clamp(0, i64::from(rate.burst)) as u32,
+            reset_secs: (reset_ms.max(0) as u64).div_ceil(1000),
+            retry_after_secs: (retry_ms.max(0) as u64).div_ceil(1000).max(1),
+        },
+    ))
+}
+
+/// Requests a process takes from Redis at once for one caller and keeps
+/// for at most [`LEASE_FOR`]: a tenth of a second's worth of the tightest
+/// rate, at most a tenth of its burst, at least one. A busy caller costs
+/// one Redis call per lease instead of one per request; tokens a lease
+/// does not use are lost, which only makes the limit stricter.
+fn lease_size(buckets: &[(String, Rate)]) -> u32 {
+    buckets
+        .iter()
+        .map(|(_, r)| {
+            let per_tenth = f64::from(r.count) / r.period.as_secs_f64() / 10.0;
+            (per_tenth as u32).min(r.burst / 10).max(1)
+        })
+        .min()
+        .unwrap_or(1)
+}
+
+const LEASE_FOR: Duration = Duration::from_millis(100);
+
+struct Lease {
+    left: u32,
+    until: std::time::Instant,
+    decision: Decision,
+}
+
+/// Requests taken from Redis and not yet spent, per set of buckets.
+#[derive(Default)]
+pub struct Leases(Mutex<HashMap<String, Lease>>);
+
+impl Leases {
+    /// Admits one request against `buckets`, from a lease or from Redis.
+    pub async fn admit(&self, kv: &Kv, buckets: &[(String, Rate)]) -> Result<Decision, ApiError> {
+        let key = buckets
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let now = std::time::Instant::now();
+        {
+            let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(lease) = leases.get_mut(&key)
+                && lease.left > 0
+                && lease.until > now
+            {
+                lease.left -= 1;
+                let mut d = lease.decision;
+                d.remaining += lease.left;
+                return Ok(d);
+            }
+        }
+        let (taken, decision) = take(kv, buckets, lease_size(buckets)).await?;
+        if taken > 1 {
+            let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if leases.len() > 100_000 {
+                leases.retain(|_, l| l.until > now);
+            }
+            leases.insert(
+                key,
+                Lease {
+                    left: taken - 1,
+                    until: now + LEASE_FOR,
+                    decision,
+                },
+            );
+        }
+        let mut d = decision;
+        d.remaining += taken.saturating_sub(1);
+        Ok(d)
+    }
 }
 
 /// Per-tenant caps on requests in flight in this process: all of a
@@ -314,7 +394,8 @@ pub async fn limit_requests(
     let tenant = req.extensions().get::<CurrentTenant>().map(|t| t.0.id());
     let decision = if state.limits.enabled {
         let client = state.proxies.client(req.request());
-        match take(&state.kv, &buckets(&state, &req, tenant, client)).await {
+        let buckets = buckets(&state, &req, tenant, client);
+        match state.leases.admit(&state.kv, &buckets).await {
             Ok(d) => Some(d),
             Err(err) => {
                 tracing::warn!(error = %err, "rate limits not enforced: Redis unreachable");

@@ -102,6 +102,7 @@ impl Application {
             auth: settings.auth.clone(),
             limits: settings.limits.clone(),
             signup: settings.signup.clone(),
+            leases: crate::limits::Leases::default(),
             concurrency: Concurrency::from_settings(
                 &settings.limits,
                 settings.database.pool_size,

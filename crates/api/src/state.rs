@@ -21,6 +21,7 @@ pub struct AppState {
     pub limits: crate::limits::LimitSettings,
     pub signup: crate::configuration::SignupSettings,
     pub concurrency: crate::limits::Concurrency,
+    pub leases: crate::limits::Leases,
     /// Who is the client behind a trusted proxy.
     pub proxies: crate::client_ip::TrustedProxies,
     pub base_domain: String,

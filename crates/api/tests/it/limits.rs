@@ -327,3 +327,33 @@ async fn sign_ups_can_wait_for_e_mail_verification() {
         .collect();
     assert_eq!(slugs, ["newco"]);
 }
+
+#[tokio::test]
+async fn instances_share_one_budget_even_with_leases() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let mut s = crate::helpers::settings(&db, 4);
+    // 100 requests/s with bursts of 40: each instance leases 4 at a time.
+    s.limits.user_per_minute = 6_000;
+    s.limits.user_burst = 40;
+    let one = spawn_with(&s, true).await;
+    let two = spawn_with(&s, true).await;
+    let (token, _) = one.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let started = Instant::now();
+    let mut allowed = 0;
+    for n in 0..120 {
+        let app = if n % 2 == 0 { &one } else { &two };
+        match me(app, "acme", &token).await.status().as_u16() {
+            200 => allowed += 1,
+            429 => {}
+            other => panic!("answered {other}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Never more than the burst and what refilled meanwhile (the sign-in
+    // took one too), and not starved either.
+    let most = 40 + (100.0 * elapsed).ceil() as usize;
+    eprintln!("{allowed} of 120 admitted in {elapsed:.2} s (at most {most})");
+    assert!(allowed <= most, "{allowed} admitted, at most {most}");
+    assert!(allowed >= 30, "only {allowed} admitted");
+}
