@@ -172,15 +172,20 @@ fn lease_size(buckets: &[(String, Rate)]) -> u32 {
 
 const LEASE_FOR: Duration = Duration::from_millis(100);
 
+#[derive(Default)]
 struct Lease {
     left: u32,
-    until: std::time::Instant,
-    decision: Decision,
+    until: Option<std::time::Instant>,
+    decision: Option<Decision>,
+    /// Redis failed: not asked again (rates not enforced) until then.
+    failed_until: Option<std::time::Instant>,
 }
 
-/// Requests taken from Redis and not yet spent, per set of buckets.
+/// Requests taken from Redis and not yet spent, per set of buckets. One
+/// request at a time refills a caller's lease; the caller's others wait
+/// for it instead of each asking Redis.
 #[derive(Default)]
-pub struct Leases(Mutex<HashMap<String, Lease>>);
+pub struct Leases(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>);
 
 impl Leases {
     /// Admits one request against `buckets`, from a lease or from Redis.
@@ -190,36 +195,42 @@ impl Leases {
             .map(|(k, _)| k.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let now = std::time::Instant::now();
-        {
-            let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(lease) = leases.get_mut(&key)
-                && lease.left > 0
-                && lease.until > now
-            {
-                lease.left -= 1;
-                let mut d = lease.decision;
-                d.remaining += lease.left;
-                return Ok(d);
-            }
-        }
-        let (taken, decision) = take(kv, buckets, lease_size(buckets)).await?;
-        if taken > 1 {
+        let lease = {
             let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if leases.len() > 100_000 {
-                leases.retain(|_, l| l.until > now);
+                // Drop leases no request is using.
+                leases.retain(|_, l| Arc::strong_count(l) > 1);
             }
-            leases.insert(
-                key,
-                Lease {
-                    left: taken - 1,
-                    until: now + LEASE_FOR,
-                    decision,
-                },
-            );
+            Arc::clone(leases.entry(key).or_default())
+        };
+        let mut lease = lease.lock().await;
+        let now = std::time::Instant::now();
+        if lease.left > 0
+            && lease.until.is_some_and(|u| u > now)
+            && let Some(mut d) = lease.decision
+        {
+            lease.left -= 1;
+            d.remaining += lease.left;
+            return Ok(d);
         }
+        if lease.failed_until.is_some_and(|u| u > now) {
+            return Err(ApiError::Unavailable("redis"));
+        }
+        let (taken, decision) = match take(kv, buckets, lease_size(buckets)).await {
+            Ok(taken) => taken,
+            Err(err) => {
+                lease.failed_until = Some(now + Duration::from_secs(1));
+                return Err(err);
+            }
+        };
+        *lease = Lease {
+            left: taken.saturating_sub(1),
+            until: Some(now + LEASE_FOR),
+            decision: Some(decision),
+            failed_until: None,
+        };
         let mut d = decision;
-        d.remaining += taken.saturating_sub(1);
+        d.remaining += lease.left;
         Ok(d)
     }
 }

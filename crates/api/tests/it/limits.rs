@@ -357,3 +357,25 @@ async fn instances_share_one_budget_even_with_leases() {
     assert!(allowed <= most, "{allowed} admitted, at most {most}");
     assert!(allowed >= 30, "only {allowed} admitted");
 }
+
+#[tokio::test]
+async fn concurrent_requests_do_not_waste_the_budget() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let mut s = crate::helpers::settings(&db, 8);
+    // The defaults: 100 requests/s, bursts of 300 (leases of 10).
+    s.limits.user_per_minute = 6_000;
+    s.limits.user_burst = 300;
+    let app = spawn_with(&s, true).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let statuses: Vec<u16> = futures::stream::iter(0..250)
+        .map(|_| {
+            let (app, token) = (&app, &token);
+            async move { me(app, "acme", token).await.status().as_u16() }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(refused, 0, "{refused} of 250 refused within a burst of 300");
+}
