@@ -164,9 +164,7 @@ pub async fn pull(
             "c.txid >= $1::text::xid8".to_owned(),
             "c.txid < $2::text::xid8".to_owned(),
         ];
-        if initial {
-            conditions.push("NOT c.deleted".into());
-        }
+
         if let Some((txid, id)) = start {
             values.push(txid.to_string().into());
             values.push(id.into());
@@ -182,17 +180,23 @@ pub async fn pull(
         let init = values.len();
         values.push(device.map(str::to_owned).into());
         let dev = values.len();
+        if initial {
+            // A first pull brings no tombstones, except of records the
+            // pulling device created itself (it pushed before it pulled).
+            conditions.push(format!("(NOT c.deleted OR c.created_by_device = ${dev})"));
+        }
         // One row per page: the page's records as JSON arrays built by
         // PostgreSQL, and where it stopped.
         let sql = format!(
             "WITH page AS ( \
                  SELECT c.record_id, c.txid, c.deleted, \
                         c.created_txid >= $1::text::xid8 AND ( \
-                          ${dev}::text IS NULL OR c.created_by_device IS DISTINCT FROM ${dev}) AS is_new \
+                          ${dev}::text IS NULL OR c.created_by_device IS DISTINCT FROM ${dev}) AS is_new, \
+                        coalesce(c.created_by_device = ${dev}, false) AS is_own \
                  FROM sync_changes c \
                  WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}), \
              numbered AS ( \
-                 SELECT p.record_id, p.txid, p.is_new, \
+                 SELECT p.record_id, p.txid, p.is_new, p.is_own, \
                         row_number() OVER (ORDER BY p.txid, p.record_id) AS rn, \
                         CASE WHEN NOT p.deleted AND t.id IS NOT NULL AND {visible} \
                              THEN {json} END AS data \
@@ -203,7 +207,7 @@ pub async fn pull(
                  coalesce(json_agg(data ORDER BY rn) FILTER ( \
                      WHERE rn < ${lim} AND data IS NOT NULL AND NOT (is_new OR ${init})), '[]')::text AS updated, \
                  coalesce(json_agg(record_id ORDER BY rn) FILTER ( \
-                     WHERE rn < ${lim} AND data IS NULL AND NOT ${init}), '[]')::text AS deleted, \
+                     WHERE rn < ${lim} AND data IS NULL AND (NOT ${init} OR is_own)), '[]')::text AS deleted, \
                  count(*) AS fetched, \
                  (array_agg(txid::text ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_txid, \
                  (array_agg(record_id ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_id \

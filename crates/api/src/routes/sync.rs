@@ -82,6 +82,10 @@ pub struct PullRequest {
     pub models: Vec<String>,
     /// Records per page, 1 to 10,000; default 1,000.
     pub limit: Option<usize>,
+    /// The installation's id, as in its pushes: a first pull then also
+    /// brings deletes of records it pushed before, and its own creates
+    /// come back as updates.
+    pub client_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,7 +144,7 @@ pub async fn pull(
                 Page {
                     cursor: b.cursor.as_deref(),
                     limit: b.limit.unwrap_or(1000),
-                    device: None,
+                    device: b.client_id.as_deref(),
                 },
             )
             .await
@@ -197,6 +201,10 @@ pub async fn run_push(
     client_id: Option<&str>,
     mutations: &[Mutation],
 ) -> Result<Pushed, ApiError> {
+    if let Some(device) = client_id {
+        // Records it creates are marked as its own (see the pull).
+        sync_engine::push::name_device(tx.conn(), device).await?;
+    }
     Ok(
         sync_engine::push::for_caller(tx.conn(), user.id, &user.roles, client_id, mutations)
             .await?,

@@ -13,6 +13,7 @@ mod hosts;
 mod invalidation;
 mod isolation;
 mod limits;
+mod model;
 mod parity;
 mod platform;
 mod probes;
