@@ -327,6 +327,7 @@ async fn devices_converge_on_the_server_whatever_the_order_and_losses() {
         );
         return;
     };
+    eprintln!("model: seed {seed} failed after {steps} steps: {failure}; shrinking");
     // The smallest prefix of this seed's run that still fails.
     let (mut good, mut bad) = (0, steps);
     while bad - good > 1 {
