@@ -348,17 +348,20 @@ fn buckets(
     client: Option<IpAddr>,
 ) -> Vec<(String, Rate)> {
     let (tenant_rate, user_rate, signup_rate) = rates(&state.limits);
-    let who = crate::auth::user::bearer(req.request())
-        .and_then(|t| state.tokens.verify(t))
-        .map_or_else(
-            || {
-                format!(
-                    "address:{}",
-                    client.map_or("unknown".into(), |a| a.to_string())
-                )
-            },
-            |c| format!("user:{}:{}", c.tid, c.sub),
-        );
+    let claims = crate::auth::user::bearer(req.request()).and_then(|t| state.tokens.verify(t));
+    if let Some(c) = &claims {
+        // Checked once: the extractors take it from here.
+        req.extensions_mut().insert(c.clone());
+    }
+    let who = claims.map_or_else(
+        || {
+            format!(
+                "address:{}",
+                client.map_or("unknown".into(), |a| a.to_string())
+            )
+        },
+        |c| format!("user:{}:{}", c.tid, c.sub),
+    );
     let mut out = vec![(state.kv.key(&format!("rate:{who}")), user_rate)];
     if let Some(tenant) = tenant {
         out.push((state.kv.key(&format!("rate:tenant:{tenant}")), tenant_rate));
