@@ -5,7 +5,23 @@ import http from 'node:http';
 export function client({ url, host }) {
   const base = new URL(url);
   let token = null;
-  function request(method, path, body) {
+  let credentials = null;
+  // An access token lasts 15 minutes: on 401 sign in again and resend once.
+  async function request(method, path, body) {
+    const res = await send(method, path, body);
+    if (res.status === 401 && credentials && path !== '/api/v1/auth/token') {
+      await login(...credentials);
+      return send(method, path, body);
+    }
+    return res;
+  }
+  async function login(email, password) {
+    const res = await send('POST', '/api/v1/auth/token', { email, password });
+    if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
+    token = res.body.access_token;
+    credentials = [email, password];
+  }
+  function send(method, path, body) {
     const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -37,14 +53,7 @@ export function client({ url, host }) {
       req.end();
     });
   }
-  return {
-    request,
-    async login(email, password) {
-      const res = await request('POST', '/api/v1/auth/token', { email, password });
-      if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
-      token = res.body.access_token;
-    },
-  };
+  return { request, login };
 }
 
 export function config() {

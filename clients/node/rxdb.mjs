@@ -3,7 +3,7 @@
 // Prints a JSON report; exits 1 if the replication reports an error.
 import { createRxDatabase } from 'rxdb';
 import { getRxStorageMemory } from 'rxdb/plugins/storage-memory';
-import { replicate } from './rxdb-strata.mjs';
+import { clientSchema, replicate } from './rxdb-strata.mjs';
 import { client, config } from './http.mjs';
 
 const cfg = config();
@@ -12,21 +12,7 @@ await api.login(cfg.email, cfg.password);
 
 const db = await createRxDatabase({ name: `strata${process.pid}`, storage: getRxStorageMemory() });
 await db.addCollections({
-  clients: {
-    schema: {
-      version: 0,
-      primaryKey: 'id',
-      type: 'object',
-      properties: {
-        id: { type: 'string', maxLength: 36 },
-        name: { type: 'string' },
-        status: { type: 'string' },
-        city: { type: ['string', 'null'] },
-        version: { type: 'number' },
-      },
-      required: ['id', 'name'],
-    },
-  },
+  clients: { schema: clientSchema },
   tasks: {
     schema: {
       version: 0,

@@ -2,14 +2,8 @@
 // its own synchronize(): an initial pull, local creates/updates/deletes,
 // then a second sync that pushes them. Prints a JSON report; exits 1 if
 // WatermelonDB reports a sync error.
-import { Database, Model, appSchema, tableSchema } from '@nozbe/watermelondb';
-import lokijs from '@nozbe/watermelondb/adapters/lokijs/index.js';
-import sync_ from '@nozbe/watermelondb/sync/index.js';
+import { database as open, sync as syncOnce } from './watermelon-strata.mjs';
 import { client, config } from './http.mjs';
-
-// The package is CommonJS: its default export is the module object.
-const LokiJSAdapter = lokijs.default ?? lokijs;
-const { synchronize } = sync_;
 
 // WatermelonDB's sync diagnostics ("[Sync] Server wants client to create
 // record …, but it already exists locally", …) are collected: a backend
@@ -31,56 +25,8 @@ const cfg = config();
 const api = client(cfg);
 await api.login(cfg.email, cfg.password);
 
-class Client extends Model {
-  static table = 'clients';
-}
-
-const schema = appSchema({
-  version: 1,
-  tables: [
-    tableSchema({
-      name: 'clients',
-      columns: [
-        { name: 'name', type: 'string' },
-        { name: 'status', type: 'string' },
-        { name: 'city', type: 'string', isOptional: true },
-        { name: 'version', type: 'number' },
-      ],
-    }),
-  ],
-});
-
-const adapter = new LokiJSAdapter({
-  schema,
-  useWebWorker: false,
-  useIncrementalIndexedDB: false,
-  dbName: `strata-${process.pid}`,
-});
-const database = new Database({ adapter, modelClasses: [Client] });
-
-async function sync() {
-  await synchronize({
-    database,
-    pullChanges: async ({ lastPulledAt }) => {
-      const res = await api.request('POST', '/api/v1/sync/watermelon/pull', {
-        last_pulled_at: lastPulledAt ?? null,
-        tables: ['clients'],
-        device_id: deviceId,
-      });
-      if (res.status !== 200) throw new Error(`pull ${res.status}: ${JSON.stringify(res.body)}`);
-      return { changes: res.body.changes, timestamp: res.body.timestamp };
-    },
-    pushChanges: async ({ changes, lastPulledAt }) => {
-      const res = await api.request('POST', '/api/v1/sync/watermelon/push', {
-        changes,
-        last_pulled_at: lastPulledAt,
-        device_id: deviceId,
-      });
-      if (res.status !== 200) throw new Error(`push ${res.status}: ${JSON.stringify(res.body)}`);
-    },
-    sendCreatedAsUpdated: false,
-  });
-}
+const database = open(`strata-${process.pid}`);
+const sync = () => syncOnce(api, database, deviceId);
 
 const report = {};
 try {

@@ -190,10 +190,46 @@ struct Current {
     in_scope: bool,
     version: i64,
     field_versions: Option<serde_json::Value>,
+    /// Fields whose latest change was made by the pushing device (named
+    /// with [`name_device`]).
+    own_fields: Option<serde_json::Value>,
+}
+
+impl Current {
+    /// The version at which field `f` last changed (1: at creation).
+    fn changed_at(&self, f: &str) -> i64 {
+        self.field_versions
+            .as_ref()
+            .and_then(|v| v.get(f))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(1)
+    }
+
+    /// Whether the pushing device itself made the latest change of `f`.
+    fn own(&self, f: &str) -> bool {
+        self.own_fields
+            .as_ref()
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| a.iter().any(|k| k == f))
+    }
+
+    /// Whether anyone but the pushing device changed a field after `base`:
+    /// if not, a mutation made against `base` is stale only because of the
+    /// device's own earlier mutations, and applies as made.
+    fn changed_by_others_since(&self, base: i64) -> bool {
+        self.field_versions
+            .as_ref()
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|fields| {
+                fields
+                    .iter()
+                    .any(|(f, v)| v.as_i64().unwrap_or(i64::MAX) > base && !self.own(f))
+            })
+    }
 }
 
 /// The record as the API shows it, whether it is in the caller's scope,
-/// and when each field last changed.
+/// when each field last changed, and which the pushing device changed.
 async fn current(
     conn: &impl ConnectionTrait,
     md: &Model,
@@ -206,7 +242,10 @@ async fn current(
     values.push(id.into());
     let sql = format!(
         "SELECT {json}::text AS data, coalesce({visible}, false) AS in_scope, t.version, \
-         c.field_versions \
+         c.field_versions, \
+         (SELECT jsonb_agg(d.key) FROM jsonb_each(c.field_devices) d \
+           WHERE d.value->>1 = nullif(current_setting('strata.device', true), '') \
+             AND d.value->0 = c.field_versions->d.key) AS own_fields \
          FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
          WHERE t.id = ${n} FOR UPDATE OF t",
         json = md.json_sql(),
@@ -498,7 +537,9 @@ async fn settle(
         return Ok(match op {
             // Deleting what is already gone is done.
             Op::Delete => outcome(m, Status::Deleted),
-            _ => failed(m, vec!["no such record".into()]),
+            // Not inserted and not there: the id is a deleted record's.
+            Op::Create => failed(m, vec!["id: a deleted record's id".into()]),
+            Op::Update => failed(m, vec!["no such record".into()]),
         });
     };
     if !cur.in_scope {
@@ -521,6 +562,30 @@ async fn settle(
         ..outcome(m, Status::Conflict)
     };
     let strategy = md.meta.strategy;
+    // Stale only because of this device's own earlier mutations (edits
+    // queued offline on top of each other, or sent again after a lost
+    // answer): applied as made, whatever the strategy.
+    if let (Some(base), Op::Update | Op::Delete) = (m.base_version, op)
+        && !cur.changed_by_others_since(base)
+    {
+        let row = row_json(m, fields);
+        if op == Op::Delete {
+            delete(conn, md, scope, caller, std::slice::from_ref(&row), false).await?;
+        } else {
+            let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+            update(
+                conn,
+                md,
+                scope,
+                caller,
+                std::slice::from_ref(&row),
+                &keys,
+                false,
+            )
+            .await?;
+        }
+        return Ok(outcome(m, Status::applied(op)));
+    }
     match (strategy, op) {
         (Strategy::Reject, _) => Ok(conflict(Resolution::Rejected)),
         (Strategy::ServerWins, _) => Ok(conflict(Resolution::ServerWins)),
@@ -554,17 +619,10 @@ async fn settle(
             // Keep the server's value of every field it changed after the
             // client's base version; apply the client's for the rest.
             let base = m.base_version.unwrap_or(0);
-            let changed_at = |f: &str| {
-                cur.field_versions
-                    .as_ref()
-                    .and_then(|v| v.get(f))
-                    .and_then(serde_json::Value::as_i64)
-                    .unwrap_or(1)
-            };
             let mut kept = Vec::new();
             let mut merged = Map::new();
             for (k, v) in fields {
-                if changed_at(k) > base {
+                if cur.changed_at(k) > base && !cur.own(k) {
                     kept.push(k.clone());
                 } else {
                     merged.insert(k.clone(), v.clone());

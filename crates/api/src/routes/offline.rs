@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 use sync_engine::Permissions;
 use sync_engine::models::model;
-use sync_engine::push::{self, Mutation, Op, Pushed, Status};
+use sync_engine::push::{self, Mutation, Op, Pushed, Resolution, Status};
 use tenancy::TenantTx;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -212,9 +212,10 @@ pub struct WatermelonTable {
     pub deleted: Vec<String>,
 }
 
-/// WatermelonDB pushChanges: all or nothing. A change made against a
-/// version the server has since moved past answers 409, and the client
-/// pulls and tries again.
+/// WatermelonDB pushChanges. A change made against a version the server
+/// has since moved past answers 409 and applies nothing: the client pulls
+/// and tries again. Records the server refuses are named in
+/// `experimentalRejectedIds` and the rest applies.
 #[utoipa::path(tag = "sync (clients)",
     request_body = WatermelonPush, responses((status = 200), (status = 409), (status = 422)),
     security(("bearer" = [])))]
@@ -306,27 +307,44 @@ pub async fn watermelon_push(
         counts: counts(&pushed),
         started,
     };
-    if !pushed.complete {
+    if pushed.results.iter().any(|o| o.status == Status::Conflict) {
+        // WatermelonDB's contract: a record changed on the server since the
+        // device's last pull aborts the whole push; the device pulls and
+        // pushes again.
         tx.rollback().await?;
-        let failed = pushed.results.iter().any(|o| o.status == Status::Failed);
         let detail = json!({ "applied": false, "results": pushed.results });
-        let err = if failed {
-            ApiError::BadBody(detail.to_string())
-        } else {
-            ApiError::Conflict(
-                "records changed on the server since your last pull; pull and push again".into(),
-            )
-        };
+        let err = ApiError::Conflict(
+            "records changed on the server since your last pull; pull and push again".into(),
+        );
         let _ = log_failure(&state, &tenant, &entry, err).await;
-        return Ok(if failed {
-            HttpResponse::UnprocessableEntity().json(detail)
-        } else {
-            HttpResponse::Conflict().json(detail)
-        });
+        return Ok(HttpResponse::Conflict().json(detail));
     }
-    entry.record(tx.conn(), Ending::Ok, None).await?;
+    // Records the server refused (invalid, not permitted, or gone) are
+    // named per table in `experimentalRejectedIds`: WatermelonDB keeps them
+    // unsynced, and the rest of the push applies. A record that is gone
+    // reaches the device as a delete with its next pull.
+    let rejected: Vec<&push::Outcome> = pushed
+        .results
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .collect();
+    let mut rejected_ids: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for o in &rejected {
+        rejected_ids.entry(o.model.as_str()).or_default().push(o.id);
+    }
+    let ending = if rejected.is_empty() {
+        Ending::Ok
+    } else {
+        Ending::Partial
+    };
+    entry.record(tx.conn(), ending, None).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(json!({ "applied": true, "summary": pushed.summary })))
+    Ok(HttpResponse::Ok().json(json!({
+        "applied": true,
+        "summary": pushed.summary,
+        "experimentalRejectedIds": rejected_ids,
+        "rejected": rejected,
+    })))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -426,8 +444,8 @@ pub struct RxdbRow {
     pub new_document_state: Map<String, serde_json::Value>,
 }
 
-/// RxDB push handler: applies the rows and answers the server's documents
-/// for the rows in conflict.
+/// RxDB push handler: applies the rows and answers the master state of
+/// every row it did not take (conflicting, refused, or of a deleted record).
 #[utoipa::path(tag = "sync (clients)",
     request_body = Vec<RxdbRow>, params(("model" = String, Path)),
     responses((status = 200), (status = 422)), security(("bearer" = [])))]
@@ -489,25 +507,42 @@ pub async fn rxdb_push(
         });
     }
     let pushed = apply(&tx, &user, &perms, &mutations).await?;
-    if let Some(bad) = pushed.results.iter().find(|o| o.status == Status::Failed) {
-        tx.rollback().await?;
-        return Err(ApiError::field(
-            &format!("{}", bad.id),
-            bad.errors.join("; "),
-        ));
-    }
+    // RxDB's protocol has one answer for a row the server did not take as
+    // sent: the master state. A conflict or a merge answers the server's
+    // document; a row
+    // the server refused (invalid, or its record gone) answers the record
+    // as the server holds it, or its tombstone, so the client's conflict
+    // handler settles it and no row blocks the others.
+    let mut refusals = Vec::new();
     let conflicts: Vec<serde_json::Value> = pushed
         .results
         .iter()
-        .filter(|o| o.status == Status::Conflict)
-        .filter_map(|o| o.server.clone())
-        .map(|mut doc| {
-            if let Some(obj) = doc.as_object_mut() {
-                obj.insert("_deleted".into(), false.into());
+        .filter_map(|o| match (o.status, o.resolution) {
+            // A merge is the server's new state, which the client's copy
+            // is not: answered like a conflict, so the client adopts it.
+            (Status::Conflict, _) | (Status::Updated, Some(Resolution::Merged)) => {
+                o.server.clone().map(|mut doc| {
+                    if let Some(obj) = doc.as_object_mut() {
+                        obj.insert("_deleted".into(), false.into());
+                    }
+                    doc
+                })
             }
-            doc
+            (Status::Failed, _) => {
+                refusals.push(format!("{}: {}", o.id, o.errors.join("; ")));
+                Some(match current.get(&o.id) {
+                    Some((_, doc)) => {
+                        let mut doc = doc.clone();
+                        doc.insert("_deleted".into(), false.into());
+                        serde_json::Value::Object(doc)
+                    }
+                    None => json!({ "id": o.id, "_deleted": true }),
+                })
+            }
+            _ => None,
         })
         .collect();
+    let error = (!refusals.is_empty()).then(|| refusals.join("\n"));
     Entry {
         user: user.id,
         client: Some("rxdb"),
@@ -522,7 +557,7 @@ pub async fn rxdb_push(
         } else {
             Ending::Partial
         },
-        None,
+        error.as_deref(),
     )
     .await?;
     tx.commit().await?;

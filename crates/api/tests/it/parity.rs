@@ -251,8 +251,15 @@ impl World<'_> {
             )
             .await;
         match s {
+            200 if res["rejected"].as_array().is_some_and(|r| !r.is_empty()) => {
+                assert_eq!(
+                    res["experimentalRejectedIds"][spec.name()],
+                    json!([id]),
+                    "{res}"
+                );
+                split(&res["rejected"][0]["errors"])
+            }
             200 => self.fetch(spec, &id.to_string(), &token).await,
-            422 => split(&res["results"][0]["errors"]),
             _ => panic!("watermelon create {}: {s} {res}", spec.name()),
         }
     }

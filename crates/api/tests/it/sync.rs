@@ -23,6 +23,18 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .app
+            .on(self.slug, Method::GET, path)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let res = self
             .app
@@ -1110,5 +1122,65 @@ async fn a_watermelondb_delete_of_a_record_changed_since_its_pull_conflicts() {
             "{s} {body}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_watermelondb_push_names_refused_records_and_applies_the_rest() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    // A record the device holds is deleted by someone else.
+    let (s, gone) = a.post("/api/v1/clients", json!({ "name": "Gone" })).await;
+    assert_eq!(s, 201);
+    let gone_id = gone["id"].as_str().expect("id").to_owned();
+    let res = app
+        .on(
+            "acme",
+            Method::DELETE,
+            &format!("/api/v1/clients/{gone_id}"),
+        )
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    // The device edits the ghost, creates a record and an invalid one.
+    let fresh = Uuid::now_v7().to_string();
+    let invalid = Uuid::now_v7().to_string();
+    let changes = json!({ "clients": {
+        "created": [{ "id": fresh, "name": "Fresh", "status": "lead", "version": 1 },
+                    { "id": invalid, "name": "Bad\u{0}name", "version": 1 }],
+        "updated": [{ "id": gone_id, "name": "Gone", "city": "Oslo", "version": 1 }],
+        "deleted": [] } });
+    let (s, body) = a
+        .post(
+            "/api/v1/sync/watermelon/push",
+            json!({ "changes": changes, "last_pulled_at": null }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let mut rejected: Vec<String> = body["experimentalRejectedIds"]["clients"]
+        .as_array()
+        .expect("rejected ids")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    rejected.sort();
+    let mut expected = vec![gone_id.clone(), invalid.clone()];
+    expected.sort();
+    assert_eq!(rejected, expected, "{body}");
+    assert!(
+        body["rejected"].to_string().contains("no such record"),
+        "{body}"
+    );
+    assert!(body["rejected"].to_string().contains("name"), "{body}");
+    // The valid create applied; neither refused record exists.
+    let (s, _) = a.get(&format!("/api/v1/clients/{fresh}")).await;
+    assert_eq!(s, 200);
+    for id in [&gone_id, &invalid] {
+        let (s, _) = a.get(&format!("/api/v1/clients/{id}")).await;
+        assert_eq!(s, 404);
     }
 }
