@@ -1184,3 +1184,140 @@ async fn a_watermelondb_push_names_refused_records_and_applies_the_rest() {
         assert_eq!(s, 404);
     }
 }
+
+#[tokio::test]
+async fn a_devices_queued_edits_are_not_conflicts_with_each_other_but_others_edits_are() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    // Offline: a task created, then edited twice, each edit made against
+    // the only version the device knows (1). Tasks `reject` stale edits.
+    let id = Uuid::now_v7();
+    let (s, body) = a
+        .push(
+            "phone",
+            json!([
+                { "mutation_id": 1, "op": "create", "model": "tasks", "id": id, "fields": { "title": "Call" } },
+                { "mutation_id": 2, "op": "update", "model": "tasks", "id": id, "base_version": 1, "fields": { "title": "Call back" } },
+                { "mutation_id": 3, "op": "update", "model": "tasks", "id": id, "base_version": 1, "fields": { "status": "in_progress" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let statuses: Vec<&str> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["created", "updated", "updated"], "{body}");
+    // The answer was lost: the device sends the batch again with an edit
+    // made since, still against version 1.
+    let (s, body) = a
+        .push(
+            "phone",
+            json!([
+                { "mutation_id": 3, "op": "update", "model": "tasks", "id": id, "base_version": 1, "fields": { "status": "in_progress" } },
+                { "mutation_id": 4, "op": "update", "model": "tasks", "id": id, "base_version": 1, "fields": { "title": "Call back at 5" } },
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "duplicate", "{body}");
+    assert_eq!(body["results"][1]["status"], "updated", "{body}");
+    let (s, task) = a.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(task["title"], "Call back at 5");
+    assert_eq!(task["status"], "in_progress");
+    // Someone else edits it: the device's next stale edit is a conflict.
+    let res = app
+        .on("acme", Method::PATCH, &format!("/api/v1/tasks/{id}"))
+        .bearer_auth(&a.token)
+        .json(&json!({ "priority": "high", "version": task["version"] }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status(), 200);
+    let (s, body) = a
+        .push(
+            "phone",
+            json!([{ "mutation_id": 5, "op": "update", "model": "tasks", "id": id, "base_version": 1, "fields": { "title": "Never mind" } }]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "conflict", "{body}");
+    assert_eq!(body["results"][0]["server"]["priority"], "high", "{body}");
+    // Another device claiming none of those edits conflicts too.
+    let (s, body) = a
+        .push(
+            "tablet",
+            json!([{ "mutation_id": 1, "op": "update", "model": "tasks", "id": id, "base_version": 2, "fields": { "title": "Mine" } }]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "conflict", "{body}");
+}
+
+#[tokio::test]
+async fn a_deleted_records_id_is_not_created_again_by_any_protocol() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let id = Uuid::now_v7();
+    let create = json!([{ "mutation_id": 1, "op": "create", "model": "clients", "id": id, "fields": { "name": "Once" } }]);
+    let (s, body) = a.push("phone", create).await;
+    assert_eq!(body["results"][0]["status"], "created", "{s} {body}");
+    let res = app
+        .on("acme", Method::DELETE, &format!("/api/v1/clients/{id}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    // The native protocol (another client replaying it).
+    let (s, body) = a
+        .push(
+            "replayer",
+            json!([{ "mutation_id": 1, "op": "create", "model": "clients", "id": id, "fields": { "name": "Again" } }]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "failed", "{body}");
+    // WatermelonDB re-sending the create: refused per record.
+    let changes = json!({ "clients": { "created": [{ "id": id, "name": "Again", "version": 1 }],
+                                       "updated": [], "deleted": [] } });
+    let (s, body) = a
+        .post(
+            "/api/v1/sync/watermelon/push",
+            json!({ "changes": changes, "last_pulled_at": null }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["experimentalRejectedIds"]["clients"],
+        json!([id]),
+        "{body}"
+    );
+    // RxDB: the answer is the tombstone, which the client adopts.
+    let (s, body) = a
+        .post(
+            "/api/v1/sync/rxdb/clients/push",
+            json!([{ "newDocumentState": { "id": id, "name": "Again", "_deleted": false } }]),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, json!([{ "id": id, "_deleted": true }]), "{body}");
+    // The Django package's push: reported as an error.
+    let (s, body) = a
+        .post(
+            "/api/sync/push/",
+            json!({ "data": [{ "_model": "crm.Client", "id": id, "name": "Again" }] }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["error_count"], 1, "{body}");
+    let (s, _) = a.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(s, 404);
+}
