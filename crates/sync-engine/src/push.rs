@@ -141,6 +141,15 @@ fn failed(m: &Mutation, errors: Vec<String>) -> Outcome {
     }
 }
 
+/// A mutation of a record the caller cannot find (deleted, or never
+/// theirs to see): failed, with the tombstone the device should apply.
+fn gone(m: &Mutation, error: &str) -> Outcome {
+    Outcome {
+        server: Some(serde_json::json!({ "id": m.id, "_deleted": true })),
+        ..failed(m, vec![error.into()])
+    }
+}
+
 /// Checks the batch as a whole: size, known models, push permission.
 pub fn check_batch(perms: &Permissions, mutations: &[Mutation]) -> Result<(), SyncError> {
     if mutations.len() > MAX_BATCH {
@@ -538,14 +547,14 @@ async fn settle(
             // Deleting what is already gone is done.
             Op::Delete => outcome(m, Status::Deleted),
             // Not inserted and not there: the id is a deleted record's.
-            Op::Create => failed(m, vec!["id: a deleted record's id".into()]),
-            Op::Update => failed(m, vec!["no such record".into()]),
+            Op::Create => gone(m, "id: a deleted record's id"),
+            Op::Update => gone(m, "no such record"),
         });
     };
     if !cur.in_scope {
         // Rows outside the caller's scope are not theirs to see: answered
         // as REST answers them, as if they did not exist.
-        return Ok(failed(m, vec!["no such record".into()]));
+        return Ok(gone(m, "no such record"));
     }
     if op == Op::Update && m.base_version == Some(cur.version) {
         // Not stale, in scope, yet not written: the change would have

@@ -422,6 +422,7 @@ impl World<'_> {
                         self.ledger.exists(id, None, city);
                     }
                     "deleted" => self.ledger.gone(id),
+                    "failed" if r["server"]["_deleted"] == true => self.ledger.gone(id),
                     _ => {}
                 }
             }
@@ -431,9 +432,15 @@ impl World<'_> {
             let local = &mut self.devices[d].local;
             local.outbox.clear();
             for r in answer["results"].as_array().into_iter().flatten() {
-                if r["status"] == "conflict"
-                    && let Some(server) = r.get("server").filter(|s| s.is_object())
-                {
+                let Some(server) = r.get("server").filter(|s| s.is_object()) else {
+                    continue;
+                };
+                if server["_deleted"] == true {
+                    // A record gone from the server: its tombstone.
+                    if let Some(id) = uuid(&server["id"]) {
+                        local.rows.remove(&id);
+                    }
+                } else if r["status"] == "conflict" {
                     let (id, v, row) = row_of(server);
                     local.rows.insert(id, (v, row));
                 }

@@ -1285,6 +1285,11 @@ async fn a_deleted_records_id_is_not_created_again_by_any_protocol() {
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["results"][0]["status"], "failed", "{body}");
+    assert_eq!(
+        body["results"][0]["server"],
+        json!({ "id": id, "_deleted": true }),
+        "{body}"
+    );
     // WatermelonDB re-sending the create: refused per record.
     let changes = json!({ "clients": { "created": [{ "id": id, "name": "Again", "version": 1 }],
                                        "updated": [], "deleted": [] } });
