@@ -8,6 +8,8 @@ pub const ANALYSTS: &str = "Analysts";
 pub const SALES: &str = "Sales";
 pub const SUPPORT: &str = "Support";
 pub const READ_ONLY: &str = "Read Only";
+/// Reads every record and the audit trail; writes nothing.
+pub const AUDITORS: &str = "Auditors";
 
 /// Seeded in every new tenant.
 pub const SEEDED: &[&str] = &[
@@ -18,6 +20,7 @@ pub const SEEDED: &[&str] = &[
     SALES,
     SUPPORT,
     READ_ONLY,
+    AUDITORS,
 ];
 
 /// What a caller may do to a kind of record.
@@ -36,25 +39,28 @@ pub enum Area {
     Branches,
     /// Users and role membership.
     Users,
+    /// The audit trail (the change journal), which nobody writes.
+    Audit,
 }
 
 /// The role matrix: may a caller holding `roles` do `action` in `area`?
 ///
 /// | area | read | write |
 /// | --- | --- | --- |
-/// | CRM records | every role | every role but Analysts and Read Only |
+/// | CRM records | every role | every role but Analysts, Read Only and Auditors |
 /// | branches | every role | Administrators, Managers |
 /// | users, roles | every role | Administrators |
+/// | audit trail | Administrators, Auditors | nobody |
 pub fn allows<S: AsRef<str>>(roles: &[S], area: Area, action: Action) -> bool {
     let has = |r: &str| roles.iter().any(|x| x.as_ref() == r);
-    if has(ADMINISTRATORS) {
-        return true;
-    }
     match (area, action) {
+        (Area::Audit, Action::Read) => has(ADMINISTRATORS) || has(AUDITORS),
+        (Area::Audit, Action::Write) => false,
+        _ if has(ADMINISTRATORS) => true,
         (_, Action::Read) => !roles.is_empty(),
         (Area::Crm, Action::Write) => roles
             .iter()
-            .any(|r| ![ANALYSTS, READ_ONLY].contains(&r.as_ref())),
+            .any(|r| ![ANALYSTS, READ_ONLY, AUDITORS].contains(&r.as_ref())),
         (Area::Branches, Action::Write) => has(MANAGERS),
         (Area::Users, Action::Write) => false,
     }
@@ -75,5 +81,10 @@ mod tests {
         assert!(!allows(&[MANAGERS], Area::Users, Action::Write));
         assert!(allows(&[MANAGERS], Area::Branches, Action::Write));
         assert!(allows(&[ADMINISTRATORS], Area::Users, Action::Write));
+        assert!(allows(&[AUDITORS], Area::Audit, Action::Read));
+        assert!(allows(&[ADMINISTRATORS], Area::Audit, Action::Read));
+        assert!(!allows(&[MANAGERS], Area::Audit, Action::Read));
+        assert!(!allows(&[ADMINISTRATORS], Area::Audit, Action::Write));
+        assert!(!allows(&[AUDITORS], Area::Crm, Action::Write));
     }
 }

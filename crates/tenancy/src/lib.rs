@@ -17,6 +17,7 @@ pub mod resolver;
 pub mod scope;
 pub mod slug;
 pub mod sql;
+pub mod writer;
 
 pub use error::Error;
 pub use events::TenantEvents;
@@ -26,5 +27,6 @@ pub use resolver::{Resolution, ResolveError, Resolver};
 pub use scope::TenantTx;
 pub use slug::{SchemaName, Slug, SlugError};
 pub use sql::stmt;
+pub use writer::Writer;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -91,10 +91,22 @@ pub(crate) async fn enter_schema(
         Then::Public => format!("{}, public", schema.quoted()),
         Then::Nothing => schema.quoted(),
     };
+    // The writer, for the change journal, in the same round trip.
+    let (actor, user, channel, request) = crate::writer::current().settings();
     let set = txn
         .query_one_raw(stmt(
-            "SELECT set_config('search_path', $1, true) FROM pg_namespace WHERE nspname = $2",
-            [path.into(), schema.as_str().into()],
+            "SELECT set_config('search_path', $1, true), set_config('strata.actor', $3, true), \
+                    set_config('strata.user', $4, true), set_config('strata.channel', $5, true), \
+                    set_config('strata.request_id', $6, true) \
+             FROM pg_namespace WHERE nspname = $2",
+            [
+                path.into(),
+                schema.as_str().into(),
+                actor.into(),
+                user.into(),
+                channel.into(),
+                request.into(),
+            ],
         ))
         .await?;
     if set.is_none() {

@@ -39,6 +39,7 @@ impl FromRequest for Operator {
                 .await?
                 .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
             standing.admits(claims.fam, claims.epc)?;
+            tenancy::writer::set_actor(tenancy::writer::Actor::Operator);
             Ok(Self {
                 id: claims.sub,
                 session: claims.fam,

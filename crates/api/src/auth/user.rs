@@ -83,6 +83,7 @@ impl FromRequest for AuthUser {
                 .await?
                 .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
             standing.admits(claims.fam, claims.epc)?;
+            tenancy::writer::set_actor(tenancy::writer::Actor::User(claims.sub));
             Ok(Self {
                 id: claims.sub,
                 family: claims.fam,

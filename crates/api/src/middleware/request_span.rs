@@ -1,5 +1,7 @@
 //! Gives every request an id and a tracing span carrying it (and, once
-//! resolved, the tenant), and returns the id as `x-request-id`.
+//! resolved, the tenant), returns the id as `x-request-id`, and scopes the
+//! request's writer for the change journal (the channel from the path; the
+//! actor named once authenticated).
 
 use std::time::Instant;
 
@@ -8,6 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
+use tenancy::writer::{self, Actor, Channel, Writer};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -45,7 +48,18 @@ pub async fn request_span(
     );
     req.extensions_mut().insert(RequestSpan(span.clone()));
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let path = req.path();
+    let channel = if path.starts_with("/api/v1/sync/") || path.starts_with("/api/sync/") {
+        Channel::Sync
+    } else {
+        Channel::Rest
+    };
+    let writer = Writer {
+        actor: Actor::System,
+        channel,
+        request_id: Some(id.clone()),
+    };
+    let mut res = writer::scope(writer, next.call(req).instrument(span.clone())).await?;
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

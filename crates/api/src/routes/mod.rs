@@ -7,6 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::limits::limit_requests;
 use crate::middleware::tenant::resolve_tenant;
 
+pub mod audit;
 pub mod auth;
 pub mod compat;
 pub mod health;
@@ -34,6 +35,7 @@ pub fn config(cfg: &mut ServiceConfig) {
                 .configure(records::tasks::config)
                 .configure(records::notes::config)
                 .configure(platform::config)
+                .configure(audit::config)
                 .configure(sync::config)
                 .configure(offline::config),
         )

@@ -1,5 +1,6 @@
 //! Black-box HTTP tests of the server against real PostgreSQL and Redis.
 
+mod audit;
 mod auth;
 /// The load generator and server process the benchmarks use.
 #[path = "../../benches/common/mod.rs"]
