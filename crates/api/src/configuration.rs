@@ -14,9 +14,18 @@ pub struct Settings {
     pub tenancy: TenancySettings,
     pub auth: AuthSettings,
     pub sync: SyncSettings,
+    pub audit: AuditSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: SignupSettings,
     pub log: LogSettings,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditSettings {
+    /// Days journal entries are kept where a tenant has not set its own
+    /// retention; older ones are purged by the maintenance loop.
+    pub retention_days: u64,
 }
 
 /// `[signup]`
@@ -141,6 +150,7 @@ impl Settings {
                 self.sync.tombstone_retention_days,
             ),
             ("sync.purge_interval_secs", self.sync.purge_interval_secs),
+            ("audit.retention_days", self.audit.retention_days),
             (
                 "signup.verification_ttl_secs",
                 self.signup.verification_ttl_secs,
@@ -161,6 +171,12 @@ impl Settings {
                     reason: "must be above 0".into(),
                 });
             }
+        }
+        if self.audit.retention_days > 36_500 {
+            return Err(ConfigError::Invalid {
+                key: "audit.retention_days",
+                reason: "must be at most 36500".into(),
+            });
         }
         if self.log.level.trim().is_empty() {
             return Err(ConfigError::Invalid {

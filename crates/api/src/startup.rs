@@ -70,6 +70,7 @@ impl Application {
         let purge_task = sync_engine::retention::spawn_purge(
             resolver.registry().clone(),
             Duration::from_secs(settings.sync.tombstone_retention_days * 86_400),
+            i32::try_from(settings.audit.retention_days).unwrap_or(i32::MAX),
             Duration::from_secs(settings.sync.purge_interval_secs),
         );
         let signup_purge_task = spawn_signup_purge(
@@ -102,6 +103,7 @@ impl Application {
             auth: settings.auth.clone(),
             limits: settings.limits.clone(),
             signup: settings.signup.clone(),
+            audit: settings.audit.clone(),
             leases: crate::limits::Leases::default(),
             concurrency: Concurrency::from_settings(
                 &settings.limits,

@@ -20,6 +20,7 @@ pub struct AppState {
     pub auth: AuthSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: crate::configuration::SignupSettings,
+    pub audit: crate::configuration::AuditSettings,
     pub concurrency: crate::limits::Concurrency,
     pub leases: crate::limits::Leases,
     /// Who is the client behind a trusted proxy.

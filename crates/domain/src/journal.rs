@@ -100,13 +100,41 @@ pub async fn page(conn: &impl ConnectionTrait, q: &Query) -> Result<Vec<Entry>, 
     .await
 }
 
-/// Deletes entries older than `days` days; how many went.
-pub async fn purge(conn: &impl ConnectionTrait, days: u32) -> Result<u64, DbErr> {
+/// The tenant's own retention in days, if it set one.
+pub async fn retention(conn: &impl ConnectionTrait) -> Result<Option<i32>, DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT retention_days FROM journal_settings",
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<Option<i32>>(0))
+        .transpose()?
+        .flatten())
+}
+
+/// Sets (or, with `None`, clears) the tenant's own retention in days.
+pub async fn set_retention(conn: &impl ConnectionTrait, days: Option<i32>) -> Result<(), DbErr> {
+    conn.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "INSERT INTO journal_settings (singleton, retention_days) VALUES (true, $1) \
+         ON CONFLICT (singleton) DO UPDATE SET retention_days = EXCLUDED.retention_days",
+        [days.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Deletes entries older than the tenant's retention, or `default_days`
+/// where it set none; how many went.
+pub async fn purge(conn: &impl ConnectionTrait, default_days: i32) -> Result<u64, DbErr> {
     let res = conn
         .execute_raw(Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
-            "DELETE FROM journal WHERE at < now() - make_interval(days => $1)",
-            [(days as i32).into()],
+            "DELETE FROM journal WHERE at < now() - make_interval(days => coalesce( \
+                 (SELECT retention_days FROM journal_settings), $1))",
+            [default_days.into()],
         ))
         .await?;
     Ok(res.rows_affected())

@@ -37,11 +37,14 @@ pub async fn purge_tombstones(
         .unwrap_or(0) as u64)
 }
 
-/// Purges expired tombstones in every active tenant, every `interval`,
-/// until the task is aborted. Every server runs it; purges are idempotent.
+/// The maintenance loop: every `interval`, in every active tenant, purges
+/// tombstones older than `retention` and change-journal entries older than
+/// the tenant's journal retention (`journal_days` where it set none), until
+/// the task is aborted. Every server runs it; purges are idempotent.
 pub fn spawn_purge(
     registry: Registry,
     retention: Duration,
+    journal_days: i32,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -61,14 +64,15 @@ pub fn spawn_purge(
                     let n = purge_tombstones(tx.conn(), retention).await.map_err(|e| {
                         tenancy::Error::Database(sea_orm::DbErr::Custom(e.to_string()))
                     })?;
+                    let entries = domain::journal::purge(tx.conn(), journal_days).await?;
                     tx.commit().await?;
-                    Ok::<u64, tenancy::Error>(n)
+                    Ok::<(u64, u64), tenancy::Error>((n, entries))
                 }
                 .await;
                 match purged {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(tenant = %tenant.slug(), purged = n, "sync tombstones purged")
+                    Ok((0, 0)) => {}
+                    Ok((n, entries)) => {
+                        tracing::info!(tenant = %tenant.slug(), tombstones = n, journal_entries = entries, "expired tombstones and journal entries purged")
                     }
                     Err(e) => {
                         tracing::warn!(tenant = %tenant.slug(), error = %e, "tombstone purge failed")

@@ -50,6 +50,12 @@ CREATE INDEX journal_record_idx ON journal (model, record_id, id);
 CREATE INDEX journal_user_idx ON journal (user_id, id) WHERE user_id IS NOT NULL;
 CREATE INDEX journal_at_idx ON journal (at);
 
+-- The tenant's own retention of the journal, if set (one row at most).
+CREATE TABLE journal_settings (
+    singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    retention_days  integer CHECK (retention_days BETWEEN 1 AND 36500)
+);
+
 -- Auditors read every record and the journal, and write nothing.
 INSERT INTO roles (id, name, description, is_system)
 VALUES (gen_random_uuid(), 'Auditors', 'Read every record and the audit trail', true)
@@ -139,7 +145,7 @@ $$;
             }
         }
         sql.push_str(
-            "DROP TABLE journal; DROP FUNCTION journal_record(); \
+            "DROP TABLE journal, journal_settings; DROP FUNCTION journal_record(); \
              DROP FUNCTION journal_append_only(); \
              DELETE FROM roles WHERE name = 'Auditors' AND is_system;",
         );

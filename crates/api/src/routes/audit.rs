@@ -4,7 +4,7 @@
 
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use chrono::{DateTime, Utc};
 use domain::journal::{self, CHANNELS, CSV_HEADER, Entry, Query};
 use domain::roles::{Action, Area};
@@ -20,7 +20,73 @@ use crate::state::AppState;
 
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(trail).service(history);
+    cfg.service(trail)
+        .service(settings)
+        .service(set_settings)
+        .service(history);
+}
+
+/// How long the tenant's journal keeps entries.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuditSettings {
+    /// Days an entry is kept, 1 to 36,500; null: the server's default.
+    pub retention_days: Option<i32>,
+    /// The server's default (`audit.retention_days`).
+    #[serde(default, skip_deserializing)]
+    pub default_retention_days: u64,
+}
+
+async fn answer_settings(
+    state: &AppState,
+    tenant: &CurrentTenant,
+) -> Result<HttpResponse, ApiError> {
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let retention_days = journal::retention(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(AuditSettings {
+        retention_days,
+        default_retention_days: state.audit.retention_days,
+    }))
+}
+
+/// The journal's retention (Administrators, Auditors).
+#[utoipa::path(tag = "audit",
+    responses((status = 200, body = AuditSettings), (status = 403)), security(("bearer" = [])))]
+#[get("/audit/settings")]
+pub async fn settings(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Audit, Action::Read)?;
+    answer_settings(&state, &tenant).await
+}
+
+/// Sets the journal's retention (Administrators); entries past it are
+/// purged by the server's maintenance loop.
+#[utoipa::path(tag = "audit", request_body = AuditSettings,
+    responses((status = 200, body = AuditSettings), (status = 403), (status = 422)),
+    security(("bearer" = [])))]
+#[put("/audit/settings")]
+pub async fn set_settings(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<AuditSettings>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    if let Some(days) = body.retention_days
+        && !(1..=36_500).contains(&days)
+    {
+        return Err(ApiError::field(
+            "retention_days",
+            "must be 1 to 36500, or null",
+        ));
+    }
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    journal::set_retention(tx.conn(), body.retention_days).await?;
+    tx.commit().await?;
+    answer_settings(&state, &tenant).await
 }
 
 /// Filters of the audit trail.

@@ -336,3 +336,75 @@ async fn the_trail_exports_as_csv() {
     );
     assert!(lines[1].contains(r#"""C, \""2\"""""#), "{text}");
 }
+
+#[tokio::test]
+async fn entries_past_the_tenants_retention_are_purged_by_the_maintenance_loop() {
+    let db = TestDb::new(2).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    let mut settings = crate::helpers::settings(&db, 4);
+    settings.sync.purge_interval_secs = 1;
+    let app = crate::helpers::spawn_with(&settings, false).await;
+    let a = admin(&app).await;
+    let (s, body, _) = a.send(Method::GET, "/api/v1/audit/settings", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body,
+        json!({ "retention_days": null, "default_retention_days": 365 })
+    );
+    for bad in [
+        json!({ "retention_days": 0 }),
+        json!({ "retention_days": 40000 }),
+    ] {
+        let (s, _, _) = a
+            .send(Method::PUT, "/api/v1/audit/settings", Some(bad))
+            .await;
+        assert_eq!(s, 422);
+    }
+    let (s, body, _) = a
+        .send(
+            Method::PUT,
+            "/api/v1/audit/settings",
+            Some(json!({ "retention_days": 7 })),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["retention_days"], 7);
+    // An entry from ten days ago, and one from now.
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
+    tx.conn()
+        .execute_unprepared(
+            "INSERT INTO journal (at, model, record_id, action, version, changes, actor, channel) \
+             VALUES (now() - interval '10 days', 'clients', gen_random_uuid(), 'create', 1, '{}', 'sql', 'sql')",
+        )
+        .await
+        .expect("old entry");
+    tx.commit().await.expect("commit");
+    let (s, _, _) = a
+        .send(
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({ "name": "Fresh" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, body, _) = a
+            .send(Method::GET, "/api/v1/audit?model=clients", None)
+            .await;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == 1 {
+            assert_eq!(items[0]["changes"]["name"], json!([null, "Fresh"]));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Nobody edits history.
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
+    let edit = tx
+        .conn()
+        .execute_unprepared("UPDATE journal SET actor = 'system'")
+        .await;
+    assert!(edit.is_err_and(|e| e.to_string().contains("append-only")));
+}
