@@ -5,6 +5,12 @@
 //! `[version, device]`; the entry holds only while `version` is the field's
 //! version in `field_versions`, so a later write by anyone else (REST, SQL,
 //! another device) voids it without touching it.
+//!
+//! The device is named transaction-locally (`strata.device`). The update
+//! recorder records it in the same upsert that records the field versions,
+//! so a push costs no extra write: the tables' `sync_update` triggers move
+//! from the shared `public.sync_track_update` to this tenant's
+//! `sync_track_update_by_device`, which does what it did and this.
 
 use sea_orm_migration::prelude::*;
 
@@ -28,23 +34,36 @@ impl MigrationTrait for Migration {
             r#"
 ALTER TABLE sync_changes ADD COLUMN field_devices jsonb NOT NULL DEFAULT '{}';
 
--- Runs after the table's sync_update trigger (statement triggers fire in
--- name order), which recorded the fields each row changed at its version.
--- Writers that name no device (REST, SQL) cost nothing here.
-CREATE FUNCTION sync_note_field_devices() RETURNS trigger
+CREATE FUNCTION sync_track_update_by_device() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
+    diff text;
     device text := nullif(current_setting('strata.device', true), '');
 BEGIN
-    IF device IS NOT NULL THEN
-        UPDATE sync_changes c
-           SET field_devices = c.field_devices || (
-               SELECT coalesce(jsonb_object_agg(f.key, jsonb_build_array(c.version, device)), '{}')
-                 FROM jsonb_each_text(c.field_versions) f
-                WHERE f.value::bigint = c.version)
-          FROM new_rows n
-         WHERE c.model = TG_ARGV[0] AND c.record_id = n.id;
-    END IF;
+    SELECT string_agg(format('%L, CASE WHEN n.%I IS DISTINCT FROM o.%I THEN n.version END',
+                             attname, attname, attname), ', ')
+      INTO diff
+      FROM pg_attribute
+     WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
+       AND attname NOT IN ('id', 'version', 'created_at', 'updated_at');
+    EXECUTE format($q$
+        INSERT INTO sync_changes AS c
+               (model, record_id, version, deleted, created_txid, txid, field_versions, field_devices)
+        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(), f.v,
+               CASE WHEN $1::text IS NULL THEN '{}'::jsonb
+                    ELSE (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(n.version, $1::text)), '{}')
+                            FROM jsonb_object_keys(f.v) k) END
+        FROM new_rows n JOIN old_rows o ON o.id = n.id,
+             LATERAL (SELECT jsonb_strip_nulls(jsonb_build_object(%s)) AS v) f
+        WHERE n.version IS DISTINCT FROM o.version
+        ON CONFLICT (model, record_id) DO UPDATE
+           SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
+               created_txid = CASE WHEN c.deleted THEN EXCLUDED.created_txid ELSE c.created_txid END,
+               field_versions = CASE WHEN c.deleted THEN '{}'
+                                     ELSE c.field_versions || EXCLUDED.field_versions END,
+               field_devices = CASE WHEN c.deleted THEN '{}'
+                                    ELSE c.field_devices || EXCLUDED.field_devices END
+    $q$, TG_ARGV[0], diff) USING device;
     RETURN NULL;
 END
 $$;
@@ -52,9 +71,10 @@ $$;
         );
         for (table, model) in SYNCED {
             sql.push_str(&format!(
-                "CREATE TRIGGER {table}_sync_update_device AFTER UPDATE ON {table} \
-                 REFERENCING NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION sync_note_field_devices('{model}');\n"
+                "DROP TRIGGER {table}_sync_update ON {table};\n\
+                 CREATE TRIGGER {table}_sync_update AFTER UPDATE ON {table} \
+                 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows \
+                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_update_by_device('{model}');\n"
             ));
         }
         crate::run(manager, &sql).await
@@ -62,13 +82,16 @@ $$;
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut sql = String::new();
-        for (table, _) in SYNCED {
+        for (table, model) in SYNCED {
             sql.push_str(&format!(
-                "DROP TRIGGER {table}_sync_update_device ON {table};\n"
+                "DROP TRIGGER {table}_sync_update ON {table};\n\
+                 CREATE TRIGGER {table}_sync_update AFTER UPDATE ON {table} \
+                 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows \
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.sync_track_update('{model}');\n"
             ));
         }
         sql.push_str(
-            "DROP FUNCTION sync_note_field_devices(); \
+            "DROP FUNCTION sync_track_update_by_device(); \
              ALTER TABLE sync_changes DROP COLUMN field_devices;",
         );
         crate::run(manager, &sql).await
