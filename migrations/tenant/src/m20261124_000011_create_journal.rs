@@ -76,43 +76,60 @@ $$;
 CREATE TRIGGER journal_append_only BEFORE UPDATE ON journal
     FOR EACH ROW EXECUTE FUNCTION journal_append_only();
 
--- One INSERT ... SELECT per statement, however many rows it touched.
--- TG_ARGV: the model, then the columns left out.
+-- One INSERT ... SELECT per statement, however many rows it touched,
+-- built column by column from the catalog (no whole-row JSON) and planned
+-- for the statement's transition tables. TG_ARGV: the model, then the
+-- columns left out.
 CREATE FUNCTION journal_record() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    skip text[] := ARRAY['version', 'created_at', 'updated_at'] || TG_ARGV[1:];
-    actor text := coalesce(nullif(current_setting('strata.actor', true), ''), 'sql');
-    who uuid := nullif(current_setting('strata.user', true), '')::uuid;
-    channel text := coalesce(nullif(current_setting('strata.channel', true), ''), 'sql');
-    request text := nullif(current_setting('strata.request_id', true), '');
+    skip text[] := ARRAY['id', 'version', 'created_at', 'updated_at'] || TG_ARGV[1:];
+    cols text[];
+    diff text;
+    writer text := 'current_setting(''strata.actor'', true), current_setting(''strata.user'', true), '
+                || 'current_setting(''strata.channel'', true), current_setting(''strata.request_id'', true)';
 BEGIN
+    SELECT array_agg(attname::text ORDER BY attnum) INTO cols
+      FROM pg_attribute
+     WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attname <> ALL (skip);
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO journal (model, record_id, action, version, changes, actor, user_id, channel, request_id)
-        SELECT TG_ARGV[0], n.id, 'create', n.version,
-               (SELECT coalesce(jsonb_object_agg(e.key, jsonb_build_array(NULL, e.value)), '{}')
-                  FROM jsonb_each(to_jsonb(n) - skip) e WHERE e.value <> 'null'),
-               actor, who, channel, request
-          FROM new_rows n;
+        SELECT string_agg(format('%L, CASE WHEN n.%I IS NOT NULL THEN jsonb_build_array(NULL, n.%I) END',
+                                 c, c, c), ', ') INTO diff FROM unnest(cols) c;
+        EXECUTE format($q$
+            INSERT INTO journal (model, record_id, action, version, changes, actor, user_id, channel, request_id)
+            SELECT %L, n.id, 'create', n.version, jsonb_strip_nulls(jsonb_build_object(%s)), w.*
+              FROM new_rows n, journal_writer(%s) w
+        $q$, TG_ARGV[0], diff, writer);
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO journal (model, record_id, action, version, changes, actor, user_id, channel, request_id)
-        SELECT TG_ARGV[0], d.id, 'update', d.version, d.changes, actor, who, channel, request
-          FROM (SELECT n.id, n.version,
-                       (SELECT jsonb_object_agg(e.key, jsonb_build_array(j.o -> e.key, e.value))
-                          FROM jsonb_each(j.n) e WHERE e.value IS DISTINCT FROM j.o -> e.key) AS changes
-                  FROM new_rows n JOIN old_rows o ON o.id = n.id,
-                       LATERAL (SELECT to_jsonb(n) - skip AS n, to_jsonb(o) - skip AS o) j) d
-         WHERE d.changes IS NOT NULL;
+        SELECT string_agg(format('%L, CASE WHEN n.%I IS DISTINCT FROM o.%I THEN jsonb_build_array(o.%I, n.%I) END',
+                                 c, c, c, c, c), ', ') INTO diff FROM unnest(cols) c;
+        EXECUTE format($q$
+            INSERT INTO journal (model, record_id, action, version, changes, actor, user_id, channel, request_id)
+            SELECT %L, d.id, 'update', d.version, d.changes, w.*
+              FROM (SELECT n.id, n.version, jsonb_strip_nulls(jsonb_build_object(%s)) AS changes
+                      FROM new_rows n JOIN old_rows o ON o.id = n.id) d,
+                   journal_writer(%s) w
+             WHERE d.changes <> '{}'
+        $q$, TG_ARGV[0], diff, writer);
     ELSE
-        INSERT INTO journal (model, record_id, action, version, changes, actor, user_id, channel, request_id)
-        SELECT TG_ARGV[0], o.id, 'delete', o.version + 1,
-               (SELECT coalesce(jsonb_object_agg(e.key, jsonb_build_array(e.value, NULL)), '{}')
-                  FROM jsonb_each(to_jsonb(o) - skip) e WHERE e.value <> 'null'),
-               actor, who, channel, request
-          FROM old_rows o;
+        SELECT string_agg(format('%L, CASE WHEN o.%I IS NOT NULL THEN jsonb_build_array(o.%I, NULL) END',
+                                 c, c, c), ', ') INTO diff FROM unnest(cols) c;
+        EXECUTE format($q$
+            INSERT INTO journal (model, record_id, action, version, changes, actor, user_id, channel, request_id)
+            SELECT %L, o.id, 'delete', o.version + 1, jsonb_strip_nulls(jsonb_build_object(%s)), w.*
+              FROM old_rows o, journal_writer(%s) w
+        $q$, TG_ARGV[0], diff, writer);
     END IF;
     RETURN NULL;
 END
+$$;
+
+-- The writer as the transaction stated it; `sql` where it stated nothing.
+CREATE FUNCTION journal_writer(actor text, who text, channel text, request text)
+RETURNS TABLE (actor text, user_id uuid, channel text, request_id text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(nullif(actor, ''), 'sql'), nullif(who, '')::uuid,
+           coalesce(nullif(channel, ''), 'sql'), nullif(request, '')
 $$;
 "#,
         );
@@ -146,6 +163,7 @@ $$;
         }
         sql.push_str(
             "DROP TABLE journal, journal_settings; DROP FUNCTION journal_record(); \
+             DROP FUNCTION journal_writer(text, text, text, text); \
              DROP FUNCTION journal_append_only(); \
              DELETE FROM roles WHERE name = 'Auditors' AND is_system;",
         );
