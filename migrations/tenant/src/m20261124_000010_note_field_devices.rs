@@ -38,23 +38,27 @@ CREATE FUNCTION sync_track_update_by_device() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     diff text;
+    devices text;
     device text := nullif(current_setting('strata.device', true), '');
 BEGIN
     SELECT string_agg(format('%L, CASE WHEN n.%I IS DISTINCT FROM o.%I THEN n.version END',
+                             attname, attname, attname), ', '),
+           string_agg(format('%L, CASE WHEN n.%I IS DISTINCT FROM o.%I THEN x.d END',
                              attname, attname, attname), ', ')
-      INTO diff
+      INTO diff, devices
       FROM pg_attribute
      WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped
        AND attname NOT IN ('id', 'version', 'created_at', 'updated_at');
+    -- Writers that name no device record none: no work per row.
+    devices := CASE WHEN device IS NULL THEN '''{}''::jsonb'
+                    ELSE format('jsonb_strip_nulls(jsonb_build_object(%s))', devices) END;
     EXECUTE format($q$
         INSERT INTO sync_changes AS c
                (model, record_id, version, deleted, created_txid, txid, field_versions, field_devices)
-        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(), f.v,
-               CASE WHEN $1::text IS NULL THEN '{}'::jsonb
-                    ELSE (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(n.version, $1::text)), '{}')
-                            FROM jsonb_object_keys(f.v) k) END
+        SELECT %L, n.id, n.version, false, pg_current_xact_id(), pg_current_xact_id(),
+               jsonb_strip_nulls(jsonb_build_object(%s)), %s
         FROM new_rows n JOIN old_rows o ON o.id = n.id,
-             LATERAL (SELECT jsonb_strip_nulls(jsonb_build_object(%s)) AS v) f
+             LATERAL (SELECT jsonb_build_array(n.version, $1::text) AS d) x
         WHERE n.version IS DISTINCT FROM o.version
         ON CONFLICT (model, record_id) DO UPDATE
            SET version = EXCLUDED.version, deleted = false, txid = EXCLUDED.txid, changed_at = now(),
@@ -63,7 +67,7 @@ BEGIN
                                      ELSE c.field_versions || EXCLUDED.field_versions END,
                field_devices = CASE WHEN c.deleted THEN '{}'
                                     ELSE c.field_devices || EXCLUDED.field_devices END
-    $q$, TG_ARGV[0], diff) USING device;
+    $q$, TG_ARGV[0], diff, devices) USING device;
     RETURN NULL;
 END
 $$;
