@@ -408,3 +408,42 @@ async fn entries_past_the_tenants_retention_are_purged_by_the_maintenance_loop()
         .await;
     assert!(edit.is_err_and(|e| e.to_string().contains("append-only")));
 }
+
+#[tokio::test]
+async fn a_long_trail_streams_as_csv_in_pieces() {
+    let db = TestDb::new(2).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app).await;
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
+    tx.conn()
+        .execute_unprepared(
+            "INSERT INTO journal (model, record_id, action, version, changes, actor, channel) \
+             SELECT 'clients', gen_random_uuid(), 'update', g, \
+                    jsonb_build_object('city', jsonb_build_array('old' || g, 'new' || g)), 'sql', 'sql' \
+             FROM generate_series(1, 100000) g",
+        )
+        .await
+        .expect("entries");
+    tx.commit().await.expect("commit");
+    let mut res = app
+        .on("acme", Method::GET, "/api/v1/audit?channel=sql")
+        .bearer_auth(&a.token)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(res.status(), 200);
+    // Streamed: no length known up front, and it arrives in pieces.
+    assert!(res.content_length().is_none());
+    let (mut lines, mut pieces, mut largest) = (0usize, 0usize, 0usize);
+    while let Some(piece) = res.chunk().await.expect("piece") {
+        pieces += 1;
+        largest = largest.max(piece.len());
+        lines += piece.iter().filter(|b| **b == b'\n').count();
+    }
+    assert_eq!(lines, 100_001, "the header and every entry");
+    assert!(pieces >= 100, "{pieces} pieces");
+    // No piece holds more than a page of entries (1,000 lines of ~200 bytes).
+    assert!(largest < 1_000_000, "a piece of {largest} bytes");
+}
