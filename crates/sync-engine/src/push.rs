@@ -199,9 +199,11 @@ struct Current {
     in_scope: bool,
     version: i64,
     field_versions: Option<serde_json::Value>,
-    /// Fields whose latest change was made by the pushing device (named
-    /// with [`name_device`]).
-    own_fields: Option<serde_json::Value>,
+    /// Whether the pushing device (named with [`name_device`]) wrote the
+    /// record's latest versions, and from which version on without anyone
+    /// else writing in between.
+    own_run: Option<bool>,
+    run_from: Option<i64>,
 }
 
 impl Current {
@@ -216,10 +218,7 @@ impl Current {
 
     /// Whether the pushing device itself made the latest change of `f`.
     fn own(&self, f: &str) -> bool {
-        self.own_fields
-            .as_ref()
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|a| a.iter().any(|k| k == f))
+        self.own_run == Some(true) && self.run_from.is_some_and(|from| self.changed_at(f) >= from)
     }
 
     /// Whether anyone but the pushing device changed a field after `base`:
@@ -238,7 +237,8 @@ impl Current {
 }
 
 /// The record as the API shows it, whether it is in the caller's scope,
-/// when each field last changed, and which the pushing device changed.
+/// when each field last changed, and which versions the pushing device
+/// wrote.
 async fn current(
     conn: &impl ConnectionTrait,
     md: &Model,
@@ -252,9 +252,8 @@ async fn current(
     let sql = format!(
         "SELECT {json}::text AS data, coalesce({visible}, false) AS in_scope, t.version, \
          c.field_versions, \
-         (SELECT jsonb_agg(d.key) FROM jsonb_each(c.field_devices) d \
-           WHERE d.value->>1 = nullif(current_setting('strata.device', true), '') \
-             AND d.value->0 = c.field_versions->d.key) AS own_fields \
+         c.last_device = nullif(current_setting('strata.device', true), '') AS own_run, \
+         c.last_device_from AS run_from \
          FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
          WHERE t.id = ${n} FOR UPDATE OF t",
         json = md.json_sql(),

@@ -17,7 +17,7 @@ mod m20261123_000006_keep_an_administrator;
 mod m20261123_000007_add_client_industry;
 mod m20261123_000008_session_standing;
 mod m20261123_000009_track_creating_device;
-mod m20261124_000010_note_field_devices;
+mod m20261124_000010_note_writing_devices;
 mod m20261124_000011_create_journal;
 
 /// The tenant migrations, oldest first.
@@ -36,7 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_add_client_industry::Migration),
             Box::new(m20261123_000008_session_standing::Migration),
             Box::new(m20261123_000009_track_creating_device::Migration),
-            Box::new(m20261124_000010_note_field_devices::Migration),
+            Box::new(m20261124_000010_note_writing_devices::Migration),
             Box::new(m20261124_000011_create_journal::Migration),
         ]
     }
