@@ -15,6 +15,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub sync: SyncSettings,
     pub audit: AuditSettings,
+    pub events: crate::webhooks::EventSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: SignupSettings,
     pub log: LogSettings,
@@ -164,6 +165,28 @@ impl Settings {
             ("limits.user_burst", self.limits.user_burst.into()),
             ("limits.signup_per_hour", self.limits.signup_per_hour.into()),
             ("limits.signup_burst", self.limits.signup_burst.into()),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be above 0".into(),
+                });
+            }
+        }
+        crate::webhooks::allowed(&self.events).map_err(|reason| ConfigError::Invalid {
+            key: "events.allow_targets",
+            reason,
+        })?;
+        for (key, value) in [
+            (
+                "events.max_attempts",
+                self.events.max_attempts.max(0) as u64,
+            ),
+            ("events.poll_interval_ms", self.events.poll_interval_ms),
+            (
+                "events.delivery_timeout_ms",
+                self.events.delivery_timeout_ms,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

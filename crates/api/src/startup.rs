@@ -32,6 +32,8 @@ pub enum StartupError {
     Database(#[from] sea_orm::DbErr),
     #[error("server.trusted_proxies: {0}")]
     Proxies(String),
+    #[error("events.allow_targets: {0}")]
+    Targets(String),
     #[error("bad Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr}: {source}")]
@@ -47,6 +49,7 @@ pub struct Application {
     server: Server,
     listener_task: tokio::task::JoinHandle<()>,
     purge_task: tokio::task::JoinHandle<()>,
+    dispatch_task: tokio::task::JoinHandle<()>,
     standing_task: tokio::task::JoinHandle<()>,
     signup_purge_task: tokio::task::JoinHandle<()>,
     resolver: Arc<Resolver>,
@@ -77,6 +80,14 @@ impl Application {
             resolver.registry().clone(),
             Duration::from_secs(settings.sync.purge_interval_secs),
         );
+        let allowed_targets =
+            crate::webhooks::allowed(&settings.events).map_err(StartupError::Targets)?;
+        let dispatch_task = crate::webhooks::spawn(
+            db.clone(),
+            resolver.registry().clone(),
+            settings.events.clone(),
+            allowed_targets.clone(),
+        );
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
         let standing_task = standings.spawn_listener(settings.database.listen_url().to_owned());
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
@@ -104,6 +115,7 @@ impl Application {
             limits: settings.limits.clone(),
             signup: settings.signup.clone(),
             audit: settings.audit.clone(),
+            allowed_targets,
             leases: crate::limits::Leases::default(),
             concurrency: Concurrency::from_settings(
                 &settings.limits,
@@ -170,6 +182,7 @@ impl Application {
             server,
             listener_task,
             purge_task,
+            dispatch_task,
             standing_task,
             signup_purge_task,
             resolver,
@@ -197,6 +210,7 @@ impl Application {
         let result = self.server.await;
         self.listener_task.abort();
         self.purge_task.abort();
+        self.dispatch_task.abort();
         self.standing_task.abort();
         self.signup_purge_task.abort();
         result

@@ -21,6 +21,8 @@ pub struct AppState {
     pub limits: crate::limits::LimitSettings,
     pub signup: crate::configuration::SignupSettings,
     pub audit: crate::configuration::AuditSettings,
+    /// `events.allow_targets`: internal addresses webhooks may reach.
+    pub allowed_targets: Vec<crate::client_ip::Cidr>,
     pub concurrency: crate::limits::Concurrency,
     pub leases: crate::limits::Leases,
     /// Who is the client behind a trusted proxy.

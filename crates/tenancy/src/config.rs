@@ -39,7 +39,8 @@ pub fn load<T: DeserializeOwned>() -> Result<T, ConfigError> {
                 .try_parsing(true)
                 // Lists in one variable, comma-separated.
                 .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies"),
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("events.allow_targets"),
         )
         .build()?;
     Ok(settings.try_deserialize()?)

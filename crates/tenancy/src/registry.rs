@@ -197,6 +197,15 @@ impl Registry {
             .transpose()
     }
 
+    /// The tenant whose schema is `schema`.
+    pub async fn find_by_schema(&self, schema: &str) -> Result<Option<Tenant>, Error> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants t WHERE t.schema_name = $1");
+        read_one::<TenantRow>(&self.db, stmt(&sql, [schema.into()]))
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
+    }
+
     /// The tenant owning custom domain `host` (already normalised).
     pub async fn find_by_domain(&self, host: &str) -> Result<Option<Tenant>, Error> {
         let sql = format!(

@@ -51,6 +51,18 @@ pub async fn write(db: &DatabaseConnection, statement: Statement) -> Result<Exec
     Ok(done)
 }
 
+/// Runs a writing statement that returns rows, in a transaction of its
+/// own; the rows.
+pub async fn write_returning(
+    db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    let txn = db.begin().await?;
+    let rows = txn.query_all_raw(statement).await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
 /// First key of every advisory lock Strata takes on a tenant schema
 /// (`"STRA"` in ASCII); the second key is `hashtext(schema name)`.
 const SCHEMA_LOCK_CLASS: i32 = 0x5354_5241;

@@ -9,6 +9,7 @@ mod m20261122_000002_create_platform_operators;
 mod m20261122_000003_create_sync_functions;
 mod m20261123_000004_create_operator_sessions;
 mod m20261123_000005_create_signup_verifications;
+mod m20261124_000006_create_event_signals;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_sync_functions::Migration),
             Box::new(m20261123_000004_create_operator_sessions::Migration),
             Box::new(m20261123_000005_create_signup_verifications::Migration),
+            Box::new(m20261124_000006_create_event_signals::Migration),
         ]
     }
 }

@@ -19,6 +19,7 @@ mod m20261123_000008_session_standing;
 mod m20261123_000009_track_creating_device;
 mod m20261124_000010_note_writing_devices;
 mod m20261124_000011_create_journal;
+mod m20261124_000012_create_events;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000009_track_creating_device::Migration),
             Box::new(m20261124_000010_note_writing_devices::Migration),
             Box::new(m20261124_000011_create_journal::Migration),
+            Box::new(m20261124_000012_create_events::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ pub mod records;
 pub mod sync;
 pub mod tenant;
 pub mod users;
+pub mod webhooks;
 
 /// Mounts the routes: probes on any host, the API behind tenant resolution
 /// and request limits.
@@ -36,6 +37,7 @@ pub fn config(cfg: &mut ServiceConfig) {
                 .configure(records::notes::config)
                 .configure(platform::config)
                 .configure(audit::config)
+                .configure(webhooks::config)
                 .configure(sync::config)
                 .configure(offline::config),
         )

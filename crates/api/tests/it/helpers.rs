@@ -52,6 +52,9 @@ pub fn settings(db: &TestDb, pool_size: u32) -> Settings {
     s.limits.user_burst = 100_000;
     s.limits.tenant_per_minute = 1_000_000;
     s.limits.tenant_burst = 100_000;
+    // Webhook receivers run in the test, on 127.0.0.1.
+    s.events.allow_targets = vec!["127.0.0.1".into()];
+    s.events.poll_interval_ms = 50;
     s
 }
 

@@ -20,3 +20,4 @@ mod platform;
 mod probes;
 mod sessions;
 mod sync;
+mod webhooks;

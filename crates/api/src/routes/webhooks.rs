@@ -1,0 +1,260 @@
+//! Webhook endpoints and their deliveries (Administrators), and the event
+//! types there are. See docs/events.md.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
+use domain::roles::{Action, Area};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+use serde::{Deserialize, Serialize};
+use tenancy::{TenantTx, stmt};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::state::AppState;
+use crate::webhooks;
+
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(types)
+        .service(list)
+        .service(create)
+        .service(remove)
+        .service(deliveries)
+        .service(retry);
+}
+
+#[derive(Serialize, FromQueryResult, ToSchema)]
+pub struct EventType {
+    pub name: String,
+    pub model: String,
+    pub action: String,
+    pub field: Option<String>,
+    pub enabled: bool,
+}
+
+/// The event types (Administrators).
+#[utoipa::path(tag = "events", responses((status = 200, body = Vec<EventType>)),
+    security(("bearer" = [])))]
+#[get("/events/types")]
+pub async fn types(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let rows = EventType::find_by_statement(stmt(
+        "SELECT name, model, action, field, enabled FROM event_types ORDER BY name",
+        [],
+    ))
+    .all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[derive(Serialize, FromQueryResult, ToSchema)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub url: String,
+    pub event_types: Vec<String>,
+    /// Signs deliveries (`whsec_` and base64, as Standard Webhooks).
+    pub secret: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// An http or https URL outside the network (see `events.allow_targets`).
+    pub url: String,
+    /// Event types to receive; `*` for all.
+    pub event_types: Vec<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+const ENDPOINT_COLUMNS: &str = "id, url, event_types, secret, active, created_at";
+
+/// Webhook endpoints (Administrators).
+#[utoipa::path(tag = "events", responses((status = 200, body = Vec<Endpoint>)),
+    security(("bearer" = [])))]
+#[get("/webhooks")]
+pub async fn list(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let rows = Endpoint::find_by_statement(stmt(
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at"),
+        [],
+    ))
+    .all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// Registers an endpoint (Administrators); its secret is in the answer.
+#[utoipa::path(tag = "events", request_body = NewEndpoint,
+    responses((status = 201, body = Endpoint), (status = 422)), security(("bearer" = [])))]
+#[post("/webhooks")]
+pub async fn create(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<NewEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    if body.url.len() > 2000 || domain::check::parameter(&body.url, 2000).is_err() {
+        return Err(ApiError::field(
+            "url",
+            "must be a URL of at most 2000 characters",
+        ));
+    }
+    let url = reqwest::Url::parse(&body.url)
+        .map_err(|e| ApiError::field("url", format!("is not a URL: {e}")))?;
+    webhooks::check_target(&url, &state.allowed_targets)
+        .await
+        .map_err(|e| ApiError::field("url", e.to_string()))?;
+    if body.event_types.is_empty() || body.event_types.len() > 100 {
+        return Err(ApiError::field(
+            "event_types",
+            "must name 1 to 100 types, or `*`",
+        ));
+    }
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let known = tx
+        .conn()
+        .query_one_raw(stmt(
+            "SELECT count(*) FROM event_types WHERE name = ANY($1)",
+            [body.event_types.clone().into()],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    let stars = body.event_types.iter().filter(|t| *t == "*").count() as i64;
+    if known + stars != body.event_types.len() as i64 {
+        return Err(ApiError::field(
+            "event_types",
+            "holds an unknown type (see GET /api/v1/events/types)",
+        ));
+    }
+    let row = Endpoint::find_by_statement(stmt(
+        &format!(
+            "INSERT INTO webhook_endpoints (id, url, event_types, secret, active) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {ENDPOINT_COLUMNS}"
+        ),
+        [
+            webhooks::new_id().into(),
+            url.to_string().into(),
+            body.event_types.clone().into(),
+            webhooks::new_secret().into(),
+            body.active.into(),
+        ],
+    ))
+    .one(tx.conn())
+    .await?
+    .ok_or_else(|| ApiError::Internal("insert returned nothing".into()))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(row))
+}
+
+/// Removes an endpoint and its deliveries (Administrators).
+#[utoipa::path(tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+#[delete("/webhooks/{id}")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let gone = tx
+        .conn()
+        .execute_raw(stmt(
+            "DELETE FROM webhook_endpoints WHERE id = $1",
+            [id.into_inner().into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    if gone.rows_affected() == 0 {
+        return Err(ApiError::NotFound("no such webhook endpoint"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, FromQueryResult, ToSchema)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: i64,
+    #[schema(value_type = String)]
+    pub event_type: String,
+    /// PENDING, PROCESSING, COMPLETED or FAILED.
+    pub status: String,
+    pub attempts: i32,
+    pub next_at: DateTime<Utc>,
+    pub response_code: Option<i32>,
+    pub latency_ms: Option<f64>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// An endpoint's latest 100 deliveries, newest first (Administrators).
+#[utoipa::path(tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<Delivery>)), security(("bearer" = [])))]
+#[get("/webhooks/{id}/deliveries")]
+pub async fn deliveries(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let rows = Delivery::find_by_statement(stmt(
+        "SELECT d.id, d.event_id, e.type AS event_type, d.status, d.attempts, d.next_at, \
+                d.response_code, d.latency_ms, d.last_error, d.created_at, d.completed_at \
+         FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
+         WHERE d.endpoint_id = $1 ORDER BY d.id DESC LIMIT 100",
+        [id.into_inner().into()],
+    ))
+    .all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// Sends a FAILED delivery again, from its first attempt (Administrators).
+#[utoipa::path(tag = "events", params(("id" = i64, Path)),
+    responses((status = 202), (status = 404)), security(("bearer" = [])))]
+#[post("/webhooks/deliveries/{id}/retry")]
+pub async fn retry(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let retried = webhooks::retry(tx.conn(), tenant.0.schema().as_str(), id.into_inner()).await?;
+    tx.commit().await?;
+    if !retried {
+        return Err(ApiError::NotFound("no failed delivery with this id"));
+    }
+    Ok(HttpResponse::Accepted().finish())
+}

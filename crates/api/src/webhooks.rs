@@ -1,0 +1,435 @@
+//! Webhook deliveries: signing as the Standard Webhooks specification
+//! says, refusing targets inside the network, and the dispatcher every
+//! server runs.
+//!
+//! Finding work: tenant triggers append to `public.event_signals` when they
+//! make deliveries. A dispatcher takes due signals with `FOR UPDATE SKIP
+//! LOCKED` (two dispatchers never take the same), then claims that
+//! tenant's due deliveries the same way, marking them PROCESSING until a
+//! lease ends and leaving a signal due at the lease's end: if the process
+//! dies mid-delivery, another takes the deliveries up when the lease ends.
+//! Failures are retried with exponential backoff and jitter until
+//! `events.max_attempts`, then FAILED (the dead letter). Delivery is at
+//! least once: a receiver deduplicates by `webhook-id`, which stays the same
+//! across attempts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+use serde::Deserialize;
+use sha2::Sha256;
+use tenancy::{Registry, TenantTx, stmt};
+use uuid::Uuid;
+
+use crate::client_ip::Cidr;
+
+/// `[events]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Address blocks webhook targets may resolve to although they are
+    /// loopback, private, link-local or otherwise inside the network (for
+    /// receivers on the same network; the tests allow 127.0.0.1).
+    pub allow_targets: Vec<String>,
+    /// Attempts before a delivery is FAILED.
+    pub max_attempts: i32,
+    /// How often a dispatcher looks for due work when nothing signals it.
+    pub poll_interval_ms: u64,
+    /// How long one delivery attempt may take.
+    pub delivery_timeout_ms: u64,
+}
+
+/// Signs `body` for message `id` at `timestamp` (Unix seconds) with
+/// `secret` (`whsec_` and base64): the `webhook-signature` header value.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// A new endpoint secret.
+pub fn new_secret() -> String {
+    let bytes: [u8; 24] = rand::random();
+    format!("whsec_{}", STANDARD.encode(bytes))
+}
+
+/// Whether `ip` is inside the network: loopback, private, link-local
+/// (cloud metadata services live there), unspecified, multicast,
+/// carrier-grade NAT or unique-local.
+fn internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => internal(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        },
+    }
+}
+
+/// Why a target is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("must be an http or https URL")]
+    Scheme,
+    #[error("has no host")]
+    Host,
+    #[error("does not resolve")]
+    Unresolved,
+    #[error("resolves to {0}, inside the network, which events.allow_targets does not allow")]
+    Internal(IpAddr),
+}
+
+/// Resolves `url` and checks every address it resolves to; the address to
+/// connect to (so a name cannot resolve elsewhere between check and use).
+pub async fn check_target(
+    url: &reqwest::Url,
+    allowed: &[Cidr],
+) -> Result<(String, SocketAddr), TargetError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(TargetError::Scheme);
+    }
+    let host = url.host_str().ok_or(TargetError::Host)?.to_owned();
+    let port = url.port_or_known_default().ok_or(TargetError::Host)?;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|_| TargetError::Unresolved)?
+        .collect();
+    let first = *addrs.first().ok_or(TargetError::Unresolved)?;
+    for a in &addrs {
+        if internal(a.ip()) && !allowed.iter().any(|c| c.contains(a.ip())) {
+            return Err(TargetError::Internal(a.ip()));
+        }
+    }
+    Ok((host, first))
+}
+
+/// The parsed `events.allow_targets`.
+pub fn allowed(settings: &EventSettings) -> Result<Vec<Cidr>, String> {
+    settings
+        .allow_targets
+        .iter()
+        .map(|t| Cidr::parse(t))
+        .collect()
+}
+
+#[derive(FromQueryResult)]
+struct Claimed {
+    id: i64,
+    attempts: i32,
+    url: String,
+    secret: String,
+    payload: serde_json::Value,
+}
+
+/// What one attempt came to.
+struct Outcome {
+    id: i64,
+    attempts: i32,
+    code: Option<u16>,
+    latency_ms: f64,
+    error: Option<String>,
+}
+
+/// Backoff before attempt `attempts + 1`: 1 s doubling, at most an hour,
+/// with ±20 % jitter.
+fn backoff(attempts: i32) -> Duration {
+    let base = 2f64.powi(attempts.clamp(1, 12) - 1).min(3600.0);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    Duration::from_secs_f64(base * jitter)
+}
+
+/// The dispatcher: runs until aborted.
+pub fn spawn(
+    db: DatabaseConnection,
+    registry: Registry,
+    settings: EventSettings,
+    allowed: Vec<Cidr>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
+        loop {
+            match take_signals(&db).await {
+                Ok(schemas) if schemas.is_empty() => tokio::time::sleep(poll).await,
+                Ok(schemas) => {
+                    for schema in schemas {
+                        if let Err(e) = drain(&db, &registry, &schema, &settings, &allowed).await {
+                            tracing::warn!(%schema, error = %e, "webhook deliveries failed");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read event signals");
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    })
+}
+
+/// Takes due signals; the schemas they name, once each.
+async fn take_signals(db: &DatabaseConnection) -> Result<Vec<String>, sea_orm::DbErr> {
+    let rows = tenancy::sql::write_returning(
+        db,
+        stmt(
+            "DELETE FROM public.event_signals WHERE id IN ( \
+                 SELECT id FROM public.event_signals WHERE due_at <= now() \
+                 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED) \
+             RETURNING schema_name",
+            [],
+        ),
+    )
+    .await?;
+    let mut schemas: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    Ok(schemas)
+}
+
+/// Delivers a tenant's due deliveries, page by page.
+async fn drain(
+    db: &DatabaseConnection,
+    registry: &Registry,
+    schema: &str,
+    settings: &EventSettings,
+    allowed: &[Cidr],
+) -> Result<(), tenancy::Error> {
+    let Some(tenant) = registry.find_by_schema(schema).await? else {
+        return Ok(());
+    };
+    let lease = Duration::from_millis(settings.delivery_timeout_ms) * 3;
+    loop {
+        let tx = TenantTx::begin(db, &tenant).await?;
+        let claimed = Claimed::find_by_statement(stmt(
+            "UPDATE webhook_deliveries d \
+                SET status = 'PROCESSING', attempts = d.attempts + 1, \
+                    locked_until = now() + make_interval(secs => $1) \
+               FROM (SELECT id FROM webhook_deliveries \
+                      WHERE next_at <= now() AND (status = 'PENDING' \
+                            OR (status = 'PROCESSING' AND locked_until < now())) \
+                      ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) c, \
+                    webhook_endpoints w, events e \
+              WHERE d.id = c.id AND w.id = d.endpoint_id AND e.id = d.event_id \
+             RETURNING d.id, d.attempts, w.url, w.secret, e.payload",
+            [lease.as_secs_f64().into()],
+        ))
+        .all(tx.conn())
+        .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        // If this process dies, the deliveries are taken up at the lease's end.
+        tx.conn()
+            .execute_raw(stmt(
+                "SELECT public.signal_events($1, now() + make_interval(secs => $2))",
+                [schema.into(), lease.as_secs_f64().into()],
+            ))
+            .await?;
+        tx.commit().await?;
+        let outcomes =
+            futures::future::join_all(claimed.iter().map(|c| attempt(c, settings, allowed))).await;
+        record(db, &tenant, schema, settings, &outcomes).await?;
+    }
+}
+
+/// One attempt of one delivery.
+async fn attempt(c: &Claimed, settings: &EventSettings, allowed: &[Cidr]) -> Outcome {
+    let started = Instant::now();
+    let done = |code: Option<u16>, error: Option<String>| Outcome {
+        id: c.id,
+        attempts: c.attempts,
+        code,
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        error,
+    };
+    let url = match reqwest::Url::parse(&c.url) {
+        Ok(u) => u,
+        Err(e) => return done(None, Some(format!("bad URL: {e}"))),
+    };
+    let (host, addr) = match check_target(&url, allowed).await {
+        Ok(t) => t,
+        Err(e) => return done(None, Some(format!("refused target: {e}"))),
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.delivery_timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, addr)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return done(None, Some(e.to_string())),
+    };
+    let id = format!("msg_{}", c.id);
+    let timestamp = chrono::Utc::now().timestamp();
+    let body = c.payload.to_string();
+    let Some(signature) = sign(&c.secret, &id, timestamp, body.as_bytes()) else {
+        return done(
+            None,
+            Some("the endpoint's secret is not valid base64".into()),
+        );
+    };
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(res) if res.status().is_success() => done(Some(res.status().as_u16()), None),
+        Ok(res) => done(
+            Some(res.status().as_u16()),
+            Some(format!("answered {}", res.status())),
+        ),
+        Err(e) => done(None, Some(e.to_string())),
+    }
+}
+
+/// Records outcomes: done, to retry later, or failed for good.
+async fn record(
+    db: &DatabaseConnection,
+    tenant: &tenancy::Tenant,
+    schema: &str,
+    settings: &EventSettings,
+    outcomes: &[Outcome],
+) -> Result<(), tenancy::Error> {
+    let tx = TenantTx::begin(db, tenant).await?;
+    let mut earliest: Option<Duration> = None;
+    for o in outcomes {
+        let (status, delay) = match (&o.error, o.attempts >= settings.max_attempts) {
+            (None, _) => ("COMPLETED", None),
+            (Some(_), true) => ("FAILED", None),
+            (Some(_), false) => ("PENDING", Some(backoff(o.attempts))),
+        };
+        if let Some(d) = delay {
+            earliest = Some(earliest.map_or(d, |e| e.min(d)));
+        }
+        tx.conn()
+            .execute_raw(stmt(
+                "UPDATE webhook_deliveries SET status = $2, locked_until = NULL, \
+                     response_code = $3, latency_ms = $4, last_error = $5, \
+                     next_at = now() + make_interval(secs => $6), \
+                     completed_at = CASE WHEN $2 = 'COMPLETED' THEN now() END \
+                 WHERE id = $1",
+                [
+                    o.id.into(),
+                    status.into(),
+                    o.code.map(i32::from).into(),
+                    o.latency_ms.into(),
+                    o.error.clone().into(),
+                    delay.unwrap_or_default().as_secs_f64().into(),
+                ],
+            ))
+            .await?;
+    }
+    if let Some(d) = earliest {
+        tx.conn()
+            .execute_raw(stmt(
+                "SELECT public.signal_events($1, now() + make_interval(secs => $2))",
+                [schema.into(), d.as_secs_f64().into()],
+            ))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Retries a FAILED delivery (Administrators, through the API).
+pub async fn retry(
+    conn: &impl ConnectionTrait,
+    schema: &str,
+    id: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    let res = conn
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE webhook_deliveries SET status = 'PENDING', attempts = 0, next_at = now(), \
+                 last_error = NULL WHERE id = $1 AND status = 'FAILED'",
+            [id.into()],
+        ))
+        .await?;
+    if res.rows_affected() == 0 {
+        return Ok(false);
+    }
+    conn.execute_raw(stmt(
+        "SELECT public.signal_events($1, now())",
+        [schema.into()],
+    ))
+    .await?;
+    Ok(true)
+}
+
+/// A new endpoint's id.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_as_the_specification_example() {
+        // The Standard Webhooks specification's test vector.
+        let sig = sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(
+            sig.as_deref(),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+    }
+
+    #[test]
+    fn internal_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(internal(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(!internal(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Events and signed webhooks: a receiver on 127.0.0.1 gets each event
+//! once (retries keep their `webhook-id`), verifies the signature, sees
+//! retries after failures and a dead letter it can retry; targets inside
+//! the network are refused.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tenancy::testing::TestDb;
+
+use crate::helpers::{TestApp, settings, spawn_app, spawn_with, tenant_with_admin};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// What a receiver saw: (webhook-id, timestamp, signature, body).
+type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A receiver answering 500 to its first `fail_first` requests, then 200.
+async fn receiver(fail_first: usize) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    let server = HttpServer::new(move || {
+        let log = Arc::clone(&log);
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let log = Arc::clone(&log);
+            async move {
+                let header = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let mut log = log.lock().expect("log");
+                log.push((
+                    header("webhook-id"),
+                    header("webhook-timestamp"),
+                    header("webhook-signature"),
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                if log.len() <= fail_first {
+                    HttpResponse::InternalServerError().finish()
+                } else {
+                    HttpResponse::Ok().finish()
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    (format!("http://127.0.0.1:{port}/hooks"), seen)
+}
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app.on("acme", method, path).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until `done` holds of what the receiver saw.
+async fn until(seen: &Seen, secs: u64, done: impl Fn(&[(String, String, String, String)]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if done(&seen.lock().expect("log")) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "receiver saw {:#?}",
+            seen.lock().expect("log")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn each_event_reaches_the_receiver_once_signed_and_failures_are_retried() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let (url, seen) = receiver(2).await;
+    let (s, endpoint) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "event_types": ["client.created", "task.status.updated"] })),
+    )
+    .await;
+    assert_eq!(s, 201, "{endpoint}");
+    let secret = endpoint["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("whsec_"));
+    for name in ["A", "B", "C"] {
+        let (s, _) = send(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({ "name": name })),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let (s, task) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/tasks",
+        Some(json!({ "title": "Call" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/api/v1/tasks/{}", task["id"].as_str().expect("id")),
+        Some(json!({ "status": "done", "version": 1 })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Not subscribed: a task's title, a contact.
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/api/v1/tasks/{}", task["id"].as_str().expect("id")),
+        Some(json!({ "title": "Called", "version": 2 })),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Four events; the first two attempts failed and were sent again.
+    until(&seen, 30, |s| {
+        let mut ids: Vec<&str> = s.iter().map(|r| r.0.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len() == 4 && s.len() == 6
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen.len(), 6, "{seen:#?}");
+    let mut types = Vec::new();
+    for (id, ts, signature, body) in &seen {
+        let ts: i64 = ts.parse().expect("timestamp");
+        assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
+        let expected = api::webhooks::sign(&secret, id, ts, body.as_bytes()).expect("sign");
+        assert_eq!(signature, &expected, "signature of {id}");
+        let event: Value = serde_json::from_str(body).expect("json");
+        types.push(event["type"].as_str().expect("type").to_owned());
+        assert_eq!(event["channel"], "rest");
+        assert_eq!(event["actor"], "user");
+    }
+    // The two failed attempts were sent again under the same webhook-id.
+    for failed in &seen[..2] {
+        assert_eq!(
+            seen.iter().filter(|r| r.0 == failed.0).count(),
+            2,
+            "{seen:#?}"
+        );
+    }
+    types.sort();
+    types.dedup();
+    assert_eq!(types, ["client.created", "task.status.updated"]);
+    // The deliveries, as the API shows them.
+    let (s, list) = send(
+        &app,
+        &token,
+        Method::GET,
+        &format!(
+            "/api/v1/webhooks/{}/deliveries",
+            endpoint["id"].as_str().expect("id")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let list = list.as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 4, "{list:#?}");
+    assert!(
+        list.iter()
+            .all(|d| d["status"] == "COMPLETED" && d["response_code"] == 200)
+    );
+    assert_eq!(
+        list.iter().filter(|d| d["attempts"] == 2).count(),
+        2,
+        "{list:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_a_dead_letter_until_retried() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let mut s = settings(&db, 4);
+    s.events.max_attempts = 2;
+    let app = spawn_with(&s, true).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let (url, seen) = receiver(2).await;
+    let (_, endpoint) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "event_types": ["*"] })),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/webhooks/{}/deliveries",
+        endpoint["id"].as_str().expect("id")
+    );
+    send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "A" })),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let (_, list) = send(&app, &token, Method::GET, &path, None).await;
+        if list[0]["status"] == "FAILED" {
+            break list[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed["attempts"], 2);
+    assert_eq!(failed["response_code"], 500);
+    assert_eq!(seen.lock().expect("log").len(), 2);
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/api/v1/webhooks/deliveries/{}/retry", failed["id"]),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202);
+    until(&seen, 20, |s| s.len() == 3).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, list) = send(&app, &token, Method::GET, &path, None).await;
+        if list[0]["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn targets_inside_the_network_are_refused() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.1/hook",
+        "http://[::1]:8080/hook",
+        "http://192.168.1.1/",
+        "ftp://example.test/",
+        "not a url",
+    ] {
+        let (s, body) = send(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({ "url": url, "event_types": ["*"] })),
+        )
+        .await;
+        assert_eq!(s, 422, "{url}: {body}");
+    }
+    let (s, body) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": "http://127.0.0.1:9/hook", "event_types": ["client.exploded"] })),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+}
