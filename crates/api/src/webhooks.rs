@@ -244,6 +244,15 @@ async fn drain(
         .all(tx.conn())
         .await?;
         if claimed.is_empty() {
+            // Deliveries waiting for a later attempt get a signal at the
+            // earliest: each signal taken leaves at most one behind.
+            tx.conn()
+                .execute_raw(stmt(
+                    "SELECT public.signal_events($1, min(next_at)) FROM webhook_deliveries \
+                     WHERE status = 'PENDING' HAVING min(next_at) IS NOT NULL",
+                    [schema.into()],
+                ))
+                .await?;
             tx.commit().await?;
             return Ok(());
         }
