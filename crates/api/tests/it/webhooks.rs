@@ -235,15 +235,7 @@ async fn a_delivery_that_keeps_failing_is_a_dead_letter_until_retried() {
         Some(json!({ "name": "A" })),
     )
     .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let failed = loop {
-        let (_, list) = send(&app, &token, Method::GET, &path, None).await;
-        if list[0]["status"] == "FAILED" {
-            break list[0].clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "{list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let failed = latest_delivery(&app, &token, &path, "FAILED").await;
     assert_eq!(failed["attempts"], 2);
     assert_eq!(failed["response_code"], 500);
     assert_eq!(seen.lock().expect("log").len(), 2);
@@ -257,11 +249,16 @@ async fn a_delivery_that_keeps_failing_is_a_dead_letter_until_retried() {
     .await;
     assert_eq!(s, 202);
     until(&seen, 20, |s| s.len() == 3).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    latest_delivery(&app, &token, &path, "COMPLETED").await;
+}
+
+/// Waits until the latest delivery at `path` has `status`; that delivery.
+async fn latest_delivery(app: &TestApp, token: &str, path: &str, status: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, list) = send(&app, &token, Method::GET, &path, None).await;
-        if list[0]["status"] == "COMPLETED" {
-            break;
+        let (_, list) = send(app, token, Method::GET, path, None).await;
+        if list[0]["status"] == status {
+            return list[0].clone();
         }
         assert!(std::time::Instant::now() < deadline, "{list}");
         tokio::time::sleep(Duration::from_millis(100)).await;
