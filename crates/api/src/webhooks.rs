@@ -23,7 +23,6 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
 use serde::Deserialize;
 use sha2::Sha256;
 use tenancy::{Registry, TenantTx, stmt};
-use uuid::Uuid;
 
 use crate::client_ip::Cidr;
 
@@ -397,11 +396,6 @@ pub async fn retry(
     ))
     .await?;
     Ok(true)
-}
-
-/// A new endpoint's id.
-pub fn new_id() -> Uuid {
-    Uuid::now_v7()
 }
 
 #[cfg(test)]

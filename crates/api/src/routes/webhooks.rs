@@ -157,7 +157,7 @@ pub async fn create(
              VALUES ($1, $2, $3, $4, $5) RETURNING {ENDPOINT_COLUMNS}"
         ),
         [
-            webhooks::new_id().into(),
+            Uuid::now_v7().into(),
             url.to_string().into(),
             body.event_types.clone().into(),
             webhooks::new_secret().into(),
@@ -201,7 +201,6 @@ pub async fn remove(
 pub struct Delivery {
     pub id: i64,
     pub event_id: i64,
-    #[schema(value_type = String)]
     pub event_type: String,
     /// PENDING, PROCESSING, COMPLETED or FAILED.
     pub status: String,
