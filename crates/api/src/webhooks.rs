@@ -173,6 +173,18 @@ pub fn spawn(
     tokio::spawn(async move {
         let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
         loop {
+            match paused(&db).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read whether events are paused");
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+            }
             match take_signals(&db).await {
                 Ok(schemas) if schemas.is_empty() => tokio::time::sleep(poll).await,
                 Ok(schemas) => {
@@ -191,9 +203,89 @@ pub fn spawn(
     })
 }
 
+/// Whether an operator paused deliveries on the whole platform.
+async fn paused(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
+    let row = tenancy::sql::rows(db, stmt("SELECT paused FROM public.event_control", [])).await?;
+    Ok(row
+        .first()
+        .and_then(|r| r.try_get_by_index::<bool>(0).ok())
+        .unwrap_or(false))
+}
+
+/// Pauses or resumes deliveries on the whole platform; on resume every
+/// dispatcher takes the signals that accumulated.
+pub async fn set_platform_paused(
+    db: &DatabaseConnection,
+    paused: bool,
+) -> Result<(), sea_orm::DbErr> {
+    tenancy::sql::write(
+        db,
+        stmt(
+            "UPDATE public.event_control SET paused = $1, changed_at = now()",
+            [paused.into()],
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Pauses or resumes a tenant's deliveries (in its transaction); on
+/// resume the tenant is signalled, so what accumulated goes out.
+pub async fn set_tenant_paused(
+    conn: &impl ConnectionTrait,
+    schema: &str,
+    paused: bool,
+) -> Result<(), sea_orm::DbErr> {
+    conn.execute_raw(stmt(
+        "UPDATE event_state SET paused = $1, changed_at = now()",
+        [paused.into()],
+    ))
+    .await?;
+    if !paused {
+        conn.execute_raw(stmt(
+            "SELECT public.signal_events($1, now())",
+            [schema.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// A tenant's queue: whether paused, deliveries waiting, the age of the
+/// oldest waiting, and dead letters.
+#[derive(Debug, serde::Serialize, FromQueryResult, utoipa::ToSchema)]
+pub struct QueueState {
+    pub paused: bool,
+    pub pending: i64,
+    pub oldest_pending_secs: Option<f64>,
+    pub failed: i64,
+}
+
+pub async fn queue_state(conn: &impl ConnectionTrait) -> Result<QueueState, sea_orm::DbErr> {
+    QueueState::find_by_statement(stmt(
+        "SELECT s.paused, \
+                count(*) FILTER (WHERE d.status IN ('PENDING', 'PROCESSING')) AS pending, \
+                extract(epoch FROM now() - min(d.created_at) \
+                    FILTER (WHERE d.status IN ('PENDING', 'PROCESSING')))::float8 AS oldest_pending_secs, \
+                count(*) FILTER (WHERE d.status = 'FAILED') AS failed \
+         FROM event_state s LEFT JOIN webhook_deliveries d ON true GROUP BY s.paused",
+        [],
+    ))
+    .one(conn)
+    .await
+    .map(|s| {
+        s.unwrap_or(QueueState {
+            paused: false,
+            pending: 0,
+            oldest_pending_secs: None,
+            failed: 0,
+        })
+    })
+}
+
 /// Takes due signals; the schemas they name, once each.
 async fn take_signals(db: &DatabaseConnection) -> Result<Vec<String>, sea_orm::DbErr> {
-    let rows = tenancy::sql::write_returning(
+    let rows = tenancy::sql::rows(
         db,
         stmt(
             "DELETE FROM public.event_signals WHERE id IN ( \
@@ -227,6 +319,18 @@ async fn drain(
     let lease = Duration::from_millis(settings.delivery_timeout_ms) * 3;
     loop {
         let tx = TenantTx::begin(db, &tenant).await?;
+        // Paused by the tenant: what accumulates goes out on resume, which
+        // signals the tenant again.
+        let paused = tx
+            .conn()
+            .query_one_raw(stmt("SELECT paused FROM event_state", []))
+            .await?
+            .and_then(|r| r.try_get_by_index::<bool>(0).ok())
+            .unwrap_or(false);
+        if paused {
+            tx.commit().await?;
+            return Ok(());
+        }
         let claimed = Claimed::find_by_statement(stmt(
             "UPDATE webhook_deliveries d \
                 SET status = 'PROCESSING', attempts = d.attempts + 1, \

@@ -51,9 +51,9 @@ pub async fn write(db: &DatabaseConnection, statement: Statement) -> Result<Exec
     Ok(done)
 }
 
-/// Runs a writing statement that returns rows, in a transaction of its
-/// own; the rows.
-pub async fn write_returning(
+/// Runs a statement that returns rows (a read, or a write with
+/// `RETURNING`) in a transaction of its own; the rows.
+pub async fn rows(
     db: &DatabaseConnection,
     statement: Statement,
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {

@@ -23,6 +23,15 @@ CREATE TABLE public.event_signals (
 );
 CREATE INDEX event_signals_due_idx ON public.event_signals (due_at);
 
+-- Deliveries paused on the whole platform (by an operator, for
+-- maintenance): dispatchers take no signals, which accumulate meanwhile.
+CREATE TABLE public.event_control (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    paused     boolean NOT NULL DEFAULT false,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO public.event_control DEFAULT VALUES;
+
 -- Called by tenant triggers (which reference public only through it).
 CREATE FUNCTION public.signal_events(schema text, due timestamptz) RETURNS void
 LANGUAGE sql AS $$
@@ -40,7 +49,7 @@ $$;
             .get_connection()
             .execute_unprepared(
                 "DROP FUNCTION public.signal_events(text, timestamptz); \
-                 DROP TABLE public.event_signals;",
+                 DROP TABLE public.event_signals, public.event_control;",
             )
             .await?;
         Ok(())

@@ -70,6 +70,15 @@ CREATE TABLE events (
 );
 CREATE INDEX events_at_idx ON events USING brin (at);
 
+-- Deliveries paused by the tenant's administrators: events and deliveries
+-- are still made, and go out on resume.
+CREATE TABLE event_state (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    paused     boolean NOT NULL DEFAULT false,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO event_state DEFAULT VALUES;
+
 CREATE TABLE webhook_endpoints (
     id           uuid PRIMARY KEY,
     url          text NOT NULL CHECK (length(url) BETWEEN 8 AND 2000),
@@ -151,7 +160,7 @@ CREATE TRIGGER journal_events AFTER INSERT ON journal
         crate::run(
             manager,
             "DROP TRIGGER journal_events ON journal; DROP FUNCTION events_from_journal(); \
-             DROP TABLE webhook_deliveries, webhook_endpoints, events, event_types;",
+             DROP TABLE webhook_deliveries, webhook_endpoints, event_state, events, event_types;",
         )
         .await
     }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::auth::operator::Operator;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::state::AppState;
@@ -19,6 +20,12 @@ use crate::webhooks;
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(types)
+        .service(queue)
+        .service(pause)
+        .service(resume)
+        .service(platform_queue)
+        .service(platform_pause)
+        .service(platform_resume)
         .service(list)
         .service(create)
         .service(remove)
@@ -256,4 +263,120 @@ pub async fn retry(
         return Err(ApiError::NotFound("no failed delivery with this id"));
     }
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// The tenant's delivery queue: paused or not, waiting deliveries, the age
+/// of the oldest, dead letters (Administrators).
+#[utoipa::path(tag = "events", responses((status = 200, body = webhooks::QueueState)),
+    security(("bearer" = [])))]
+#[get("/events/queue")]
+pub async fn queue(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let state_now = webhooks::queue_state(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(state_now))
+}
+
+async fn set_paused(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    paused: bool,
+) -> Result<HttpResponse, ApiError> {
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    webhooks::set_tenant_paused(tx.conn(), tenant.0.schema().as_str(), paused).await?;
+    let state_now = webhooks::queue_state(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(state_now))
+}
+
+/// Pauses the tenant's deliveries: events and deliveries are still made,
+/// and go out on resume (Administrators).
+#[utoipa::path(tag = "events", responses((status = 200, body = webhooks::QueueState)),
+    security(("bearer" = [])))]
+#[post("/events/pause")]
+pub async fn pause(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    set_paused(&state, &tenant, true).await
+}
+
+/// Resumes the tenant's deliveries (Administrators).
+#[utoipa::path(tag = "events", responses((status = 200, body = webhooks::QueueState)),
+    security(("bearer" = [])))]
+#[post("/events/resume")]
+pub async fn resume(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    set_paused(&state, &tenant, false).await
+}
+
+/// The platform's delivery state: paused or not, and signals waiting.
+#[derive(Serialize, FromQueryResult, ToSchema)]
+pub struct PlatformQueue {
+    pub paused: bool,
+    /// Tenant signals waiting to be taken (each names a tenant with work).
+    pub signals: i64,
+    pub oldest_signal_secs: Option<f64>,
+}
+
+async fn platform_state(state: &AppState) -> Result<HttpResponse, ApiError> {
+    let row = tenancy::sql::read_one::<PlatformQueue>(
+        &state.db,
+        stmt(
+            "SELECT c.paused, count(s.id) AS signals, \
+                    extract(epoch FROM now() - min(s.due_at))::float8 AS oldest_signal_secs \
+             FROM public.event_control c LEFT JOIN public.event_signals s ON s.due_at <= now() \
+             GROUP BY c.paused",
+            [],
+        ),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+/// Deliveries on the whole platform (operators).
+#[utoipa::path(tag = "platform", responses((status = 200, body = PlatformQueue)),
+    security(("bearer" = [])))]
+#[get("/platform/events")]
+pub async fn platform_queue(
+    state: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    platform_state(&state).await
+}
+
+/// Pauses deliveries on the whole platform, for maintenance (operators):
+/// events are still made, and go out on resume.
+#[utoipa::path(tag = "platform", responses((status = 200, body = PlatformQueue)),
+    security(("bearer" = [])))]
+#[post("/platform/events/pause")]
+pub async fn platform_pause(
+    state: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    webhooks::set_platform_paused(&state.db, true).await?;
+    platform_state(&state).await
+}
+
+/// Resumes deliveries on the whole platform (operators).
+#[utoipa::path(tag = "platform", responses((status = 200, body = PlatformQueue)),
+    security(("bearer" = [])))]
+#[post("/platform/events/resume")]
+pub async fn platform_resume(
+    state: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    webhooks::set_platform_paused(&state.db, false).await?;
+    platform_state(&state).await
 }

@@ -299,3 +299,97 @@ async fn targets_inside_the_network_are_refused() {
     .await;
     assert_eq!(s, 422, "{body}");
 }
+
+/// An operator's access token.
+async fn operator_token(db: &TestDb, app: &TestApp) -> String {
+    let hash = domain::password::Password::parse(PASSWORD)
+        .expect("password")
+        .hash();
+    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
+        .await
+        .expect("operator");
+    let res = app
+        .client
+        .post(format!("{}/api/v1/platform/auth/token", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .json(&json!({ "email": "ops@strata.test", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign in");
+    let body: Value = res.json().await.expect("json");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn paused_deliveries_accumulate_and_all_go_out_on_resume() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let ops = operator_token(&db, &app).await;
+    let (url, seen) = receiver(0).await;
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "event_types": ["client.created"] })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let platform = |path: &str| {
+        app.client
+            .post(format!("{}/api/v1/platform/events/{path}", app.address))
+            .header(reqwest::header::HOST, "localhost")
+            .bearer_auth(&ops)
+            .send()
+    };
+    // Paused by the tenant, then by the platform too.
+    let (s, state) = send(&app, &token, Method::POST, "/api/v1/events/pause", None).await;
+    assert_eq!(s, 200, "{state}");
+    assert_eq!(state["paused"], true);
+    for i in 0..50 {
+        let (s, _) = send(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({ "name": format!("c{i}") })),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let res = platform("pause").await.expect("pause");
+    assert_eq!(res.status(), 200);
+    for i in 50..100 {
+        let (s, _) = send(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({ "name": format!("c{i}") })),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(seen.lock().expect("log").is_empty());
+    let (_, queue) = send(&app, &token, Method::GET, "/api/v1/events/queue", None).await;
+    assert_eq!(queue["pending"], 100, "{queue}");
+    // The tenant resumes; the platform is still paused.
+    let (s, _) = send(&app, &token, Method::POST, "/api/v1/events/resume", None).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(seen.lock().expect("log").is_empty());
+    let res = platform("resume").await.expect("resume");
+    assert_eq!(res.status(), 200);
+    until(&seen, 30, |s| s.len() >= 100).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().expect("log").clone();
+    let mut ids: Vec<&str> = seen.iter().map(|r| r.0.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((seen.len(), ids.len()), (100, 100), "each event once");
+    let (_, queue) = send(&app, &token, Method::GET, "/api/v1/events/queue", None).await;
+    assert_eq!(queue["pending"], 0, "{queue}");
+}
