@@ -127,17 +127,24 @@ pub async fn set_retention(conn: &impl ConnectionTrait, days: Option<i32>) -> Re
 }
 
 /// Deletes entries older than the tenant's retention, or `default_days`
-/// where it set none; how many went.
+/// where it set none, and the events made from them (with their webhook
+/// deliveries); how many entries went.
 pub async fn purge(conn: &impl ConnectionTrait, default_days: i32) -> Result<u64, DbErr> {
     let res = conn
-        .execute_raw(Statement::from_sql_and_values(
+        .query_one_raw(Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
-            "DELETE FROM journal WHERE at < now() - make_interval(days => coalesce( \
-                 (SELECT retention_days FROM journal_settings), $1))",
+            "WITH horizon AS (SELECT now() - make_interval(days => coalesce( \
+                     (SELECT retention_days FROM journal_settings), $1)) AS at), \
+                  gone_events AS (DELETE FROM events WHERE at < (SELECT at FROM horizon)), \
+                  gone AS (DELETE FROM journal WHERE at < (SELECT at FROM horizon) RETURNING 1) \
+             SELECT count(*) FROM gone",
             [default_days.into()],
         ))
         .await?;
-    Ok(res.rows_affected())
+    Ok(res
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0) as u64)
 }
 
 /// The CSV header of [`Entry::csv_row`].

@@ -374,10 +374,12 @@ async fn entries_past_the_tenants_retention_are_purged_by_the_maintenance_loop()
     tx.conn()
         .execute_unprepared(
             "INSERT INTO journal (at, model, record_id, action, version, changes, actor, channel) \
-             VALUES (now() - interval '10 days', 'clients', gen_random_uuid(), 'create', 1, '{}', 'sql', 'sql')",
+             VALUES (now() - interval '10 days', 'clients', gen_random_uuid(), 'create', 1, '{}', 'sql', 'sql'); \
+             INSERT INTO events (type, journal_id, at, payload) \
+             VALUES ('client.created', 1, now() - interval '10 days', '{}')",
         )
         .await
-        .expect("old entry");
+        .expect("old entry and event");
     tx.commit().await.expect("commit");
     let (s, _, _) = a
         .send(
@@ -400,6 +402,15 @@ async fn entries_past_the_tenants_retention_are_purged_by_the_maintenance_loop()
         assert!(std::time::Instant::now() < deadline, "{body}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
+    let events = tx
+        .conn()
+        .query_one_raw(tenancy::stmt("SELECT count(*) FROM events", []))
+        .await
+        .expect("count")
+        .map(|r| r.try_get_by_index::<i64>(0).expect("n"));
+    tx.commit().await.expect("commit");
+    assert_eq!(events, Some(0), "the old event went with its entry");
     // Nobody edits history.
     let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
     let edit = tx
