@@ -43,6 +43,25 @@ pub enum Command {
     /// Platform operators, who sign in on the bare base domain.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Event deliveries (webhooks): their queues, pause and resume, on the
+    /// whole platform or, with --tenant, for one tenant.
+    Events {
+        #[command(subcommand)]
+        action: EventsCommand,
+        /// One tenant's deliveries instead of the platform's.
+        #[arg(long, global = true)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum EventsCommand {
+    /// Paused or not, and what waits.
+    Status,
+    /// Stop delivering; events and deliveries keep accumulating.
+    Pause,
+    /// Deliver again, including everything that accumulated.
+    Resume,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,8 @@ use tenancy::migrate::{self, TenantOutcome};
 use tenancy::{FirstAdmin, NewTenant, Registry, Tenant, TenantEvents};
 
 use crate::cli::{
-    Cli, Command, OperatorCommand, Selection, SharedCommand, TenantCommand, TenantsCommand,
+    Cli, Command, EventsCommand, OperatorCommand, Selection, SharedCommand, TenantCommand,
+    TenantsCommand,
 };
 use crate::output::Output;
 
@@ -128,6 +129,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Events { action, tenant } => {
+            events(&context(&cli, 1).await?, *action, tenant.as_deref()).await
+        }
         Command::Operator(OperatorCommand::Revoke { email, disable }) => {
             let ctx = context(&cli, 1).await?;
             if !tenancy::operators::revoke(&ctx.db, email, *disable).await? {
@@ -144,6 +148,58 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `events status|pause|resume`, for the platform or one tenant.
+async fn events(
+    ctx: &Context,
+    action: EventsCommand,
+    tenant: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    use tenancy::deliveries;
+    let paused = match action {
+        EventsCommand::Status => None,
+        EventsCommand::Pause => Some(true),
+        EventsCommand::Resume => Some(false),
+    };
+    let Some(slug) = tenant else {
+        if let Some(p) = paused {
+            deliveries::set_platform_paused(&ctx.db, p).await?;
+        }
+        let state = deliveries::platform(&ctx.db).await?;
+        ctx.out.emit(&state, || match &state {
+            Some(s) => format!(
+                "platform deliveries {}; {} tenant signal(s) due{}",
+                if s.paused { "paused" } else { "running" },
+                s.signals,
+                s.oldest_signal_secs
+                    .map(|a| format!(", the oldest {a:.1} s"))
+                    .unwrap_or_default()
+            ),
+            None => "no event control row: run `migrator shared up`".into(),
+        });
+        return Ok(ExitCode::SUCCESS);
+    };
+    let tenant = ctx.registry.get(&parse_slug(slug)?).await?;
+    let tx = tenancy::TenantTx::begin(&ctx.db, &tenant).await?;
+    if let Some(p) = paused {
+        deliveries::set_tenant_paused(tx.conn(), tenant.schema().as_str(), p).await?;
+    }
+    let state = deliveries::tenant(tx.conn()).await?;
+    tx.commit().await?;
+    ctx.out.emit(&state, || {
+        format!(
+            "{slug}: deliveries {}; {} waiting{}, {} failed",
+            if state.paused { "paused" } else { "running" },
+            state.pending,
+            state
+                .oldest_pending_secs
+                .map(|a| format!(" (the oldest {a:.1} s)"))
+                .unwrap_or_default(),
+            state.failed
+        )
+    });
+    Ok(ExitCode::SUCCESS)
 }
 
 /// First key of the advisory lock held while shared migrations run.

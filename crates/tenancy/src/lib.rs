@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod db;
+pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod host;

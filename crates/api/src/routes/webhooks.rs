@@ -267,7 +267,7 @@ pub async fn retry(
 
 /// The tenant's delivery queue: paused or not, waiting deliveries, the age
 /// of the oldest, dead letters (Administrators).
-#[utoipa::path(tag = "events", responses((status = 200, body = webhooks::QueueState)),
+#[utoipa::path(tag = "events", responses((status = 200, body = Object)),
     security(("bearer" = [])))]
 #[get("/events/queue")]
 pub async fn queue(
@@ -277,7 +277,7 @@ pub async fn queue(
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let state_now = webhooks::queue_state(tx.conn()).await?;
+    let state_now = tenancy::deliveries::tenant(tx.conn()).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(state_now))
 }
@@ -288,15 +288,15 @@ async fn set_paused(
     paused: bool,
 ) -> Result<HttpResponse, ApiError> {
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    webhooks::set_tenant_paused(tx.conn(), tenant.0.schema().as_str(), paused).await?;
-    let state_now = webhooks::queue_state(tx.conn()).await?;
+    tenancy::deliveries::set_tenant_paused(tx.conn(), tenant.0.schema().as_str(), paused).await?;
+    let state_now = tenancy::deliveries::tenant(tx.conn()).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(state_now))
 }
 
 /// Pauses the tenant's deliveries: events and deliveries are still made,
 /// and go out on resume (Administrators).
-#[utoipa::path(tag = "events", responses((status = 200, body = webhooks::QueueState)),
+#[utoipa::path(tag = "events", responses((status = 200, body = Object)),
     security(("bearer" = [])))]
 #[post("/events/pause")]
 pub async fn pause(
@@ -309,7 +309,7 @@ pub async fn pause(
 }
 
 /// Resumes the tenant's deliveries (Administrators).
-#[utoipa::path(tag = "events", responses((status = 200, body = webhooks::QueueState)),
+#[utoipa::path(tag = "events", responses((status = 200, body = Object)),
     security(("bearer" = [])))]
 #[post("/events/resume")]
 pub async fn resume(
@@ -321,32 +321,12 @@ pub async fn resume(
     set_paused(&state, &tenant, false).await
 }
 
-/// The platform's delivery state: paused or not, and signals waiting.
-#[derive(Serialize, FromQueryResult, ToSchema)]
-pub struct PlatformQueue {
-    pub paused: bool,
-    /// Tenant signals waiting to be taken (each names a tenant with work).
-    pub signals: i64,
-    pub oldest_signal_secs: Option<f64>,
-}
-
 async fn platform_state(state: &AppState) -> Result<HttpResponse, ApiError> {
-    let row = tenancy::sql::read_one::<PlatformQueue>(
-        &state.db,
-        stmt(
-            "SELECT c.paused, count(s.id) AS signals, \
-                    extract(epoch FROM now() - min(s.due_at))::float8 AS oldest_signal_secs \
-             FROM public.event_control c LEFT JOIN public.event_signals s ON s.due_at <= now() \
-             GROUP BY c.paused",
-            [],
-        ),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(row))
+    Ok(HttpResponse::Ok().json(tenancy::deliveries::platform(&state.db).await?))
 }
 
 /// Deliveries on the whole platform (operators).
-#[utoipa::path(tag = "platform", responses((status = 200, body = PlatformQueue)),
+#[utoipa::path(tag = "platform", responses((status = 200, body = Object)),
     security(("bearer" = [])))]
 #[get("/platform/events")]
 pub async fn platform_queue(
@@ -358,25 +338,25 @@ pub async fn platform_queue(
 
 /// Pauses deliveries on the whole platform, for maintenance (operators):
 /// events are still made, and go out on resume.
-#[utoipa::path(tag = "platform", responses((status = 200, body = PlatformQueue)),
+#[utoipa::path(tag = "platform", responses((status = 200, body = Object)),
     security(("bearer" = [])))]
 #[post("/platform/events/pause")]
 pub async fn platform_pause(
     state: web::Data<AppState>,
     _operator: Operator,
 ) -> Result<HttpResponse, ApiError> {
-    webhooks::set_platform_paused(&state.db, true).await?;
+    tenancy::deliveries::set_platform_paused(&state.db, true).await?;
     platform_state(&state).await
 }
 
 /// Resumes deliveries on the whole platform (operators).
-#[utoipa::path(tag = "platform", responses((status = 200, body = PlatformQueue)),
+#[utoipa::path(tag = "platform", responses((status = 200, body = Object)),
     security(("bearer" = [])))]
 #[post("/platform/events/resume")]
 pub async fn platform_resume(
     state: web::Data<AppState>,
     _operator: Operator,
 ) -> Result<HttpResponse, ApiError> {
-    webhooks::set_platform_paused(&state.db, false).await?;
+    tenancy::deliveries::set_platform_paused(&state.db, false).await?;
     platform_state(&state).await
 }

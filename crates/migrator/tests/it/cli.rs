@@ -183,3 +183,48 @@ async fn tenant_with_first_admin_and_operators() {
     .await;
     assert_eq!(out.status.code(), Some(2), "duplicate operator");
 }
+
+#[tokio::test]
+async fn events_pause_and_resume_on_the_platform_and_per_tenant() {
+    let db = TestDb::new(2).await;
+    let out = migrator(&db, &["shared", "up"]).await;
+    assert!(out.status.success());
+    let out = migrator(&db, &["tenant", "create", "acme"]).await;
+    assert!(out.status.success());
+    let state = |args: &'static [&'static str]| {
+        let db = &db;
+        async move {
+            let out = migrator(db, args).await;
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout_json(&out)
+        }
+    };
+    let s = state(&["events", "status", "--json"]).await;
+    assert_eq!(s["paused"], false, "{s}");
+    let s = state(&["events", "pause", "--json"]).await;
+    assert_eq!(s["paused"], true, "{s}");
+    let s = state(&["events", "resume", "--json"]).await;
+    assert_eq!(s["paused"], false, "{s}");
+    let s = state(&["events", "pause", "--tenant", "acme", "--json"]).await;
+    assert_eq!(
+        s,
+        serde_json::json!({ "paused": true, "pending": 0, "oldest_pending_secs": null, "failed": 0 })
+    );
+    let s = state(&["events", "status", "--tenant", "acme", "--json"]).await;
+    assert_eq!(s["paused"], true, "{s}");
+    let s = state(&["events", "resume", "--tenant", "acme", "--json"]).await;
+    assert_eq!(s["paused"], false, "{s}");
+    // The platform still runs; text for people.
+    let out = migrator(&db, &["events", "status"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("platform deliveries running"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = migrator(&db, &["events", "status", "--tenant", "nobody"]).await;
+    assert!(!out.status.success());
+}
