@@ -393,3 +393,111 @@ async fn paused_deliveries_accumulate_and_all_go_out_on_resume() {
     let (_, queue) = send(&app, &token, Method::GET, "/api/v1/events/queue", None).await;
     assert_eq!(queue["pending"], 0, "{queue}");
 }
+
+#[tokio::test]
+async fn nothing_is_lost_when_the_server_is_killed_mid_delivery() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    // A receiver that takes its time, so deliveries are in flight.
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    let slow = HttpServer::new(move || {
+        let log = Arc::clone(&log);
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let log = Arc::clone(&log);
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let id = req
+                    .headers()
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                log.lock().expect("log").push((
+                    id,
+                    String::new(),
+                    String::new(),
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                HttpResponse::Ok().finish()
+            }
+        }))
+    })
+    .workers(2)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let url = format!("http://127.0.0.1:{}/hooks", slow.addrs()[0].port());
+    tokio::spawn(slow.run());
+    let settings = [
+        ("STRATA__EVENTS__ALLOW_TARGETS", "127.0.0.1"),
+        ("STRATA__EVENTS__DELIVERY_TIMEOUT_MS", "1000"),
+        ("STRATA__EVENTS__POLL_INTERVAL_MS", "50"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_strata-server");
+    let first = crate::bench_common::Server::start_with(bin, &db, 4, &settings).await;
+    let client = reqwest::Client::new();
+    let call = |address: &str, method: Method, path: &str, token: &str, body: Value| {
+        client
+            .request(method, format!("{address}{path}"))
+            .header(reqwest::header::HOST, "acme.localhost")
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let res = client
+        .post(format!("{}/api/v1/auth/token", first.address))
+        .header(reqwest::header::HOST, "acme.localhost")
+        .json(&json!({ "email": "admin@acme.test", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign in");
+    let token = res.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let res = call(
+        &first.address,
+        Method::POST,
+        "/api/v1/webhooks",
+        &token,
+        json!({ "url": url, "event_types": ["client.created"] }),
+    )
+    .await
+    .expect("endpoint");
+    assert_eq!(res.status(), 201);
+    for i in 0..300 {
+        let res = call(
+            &first.address,
+            Method::POST,
+            "/api/v1/clients",
+            &token,
+            json!({ "name": format!("c{i}") }),
+        )
+        .await
+        .expect("create");
+        assert_eq!(res.status(), 201);
+    }
+    // Some delivered, the rest claimed or waiting: kill -9.
+    until(&seen, 30, |s| s.len() >= 5).await;
+    drop(first);
+    let delivered_before = seen.lock().expect("log").len();
+    assert!(delivered_before < 300, "all went out before the kill");
+    // Another server takes over, including what the dead one held.
+    let _second = crate::bench_common::Server::start_with(bin, &db, 4, &settings).await;
+    until(&seen, 60, |s| {
+        let mut ids: Vec<&str> = s.iter().map(|r| r.0.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len() == 300
+    })
+    .await;
+    // Any repeat is a whole delivery sent again under its own webhook-id.
+    let seen = seen.lock().expect("log").clone();
+    for (id, _, _, body) in &seen {
+        let same: Vec<_> = seen.iter().filter(|r| &r.0 == id).collect();
+        assert!(
+            same.iter().all(|r| &r.3 == body),
+            "{id} changed between attempts"
+        );
+    }
+}
