@@ -20,6 +20,7 @@ mod m20261123_000009_track_creating_device;
 mod m20261124_000010_note_writing_devices;
 mod m20261124_000011_create_journal;
 mod m20261124_000012_create_events;
+mod m20261124_000013_create_notifications;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_note_writing_devices::Migration),
             Box::new(m20261124_000011_create_journal::Migration),
             Box::new(m20261124_000012_create_events::Migration),
+            Box::new(m20261124_000013_create_notifications::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod compat;
 pub mod health;
+pub mod notifications;
 pub mod offline;
 pub mod platform;
 pub mod records;
@@ -38,6 +39,7 @@ pub fn config(cfg: &mut ServiceConfig) {
                 .configure(platform::config)
                 .configure(audit::config)
                 .configure(webhooks::config)
+                .configure(notifications::config)
                 .configure(sync::config)
                 .configure(offline::config),
         )

@@ -15,6 +15,7 @@ mod invalidation;
 mod isolation;
 mod limits;
 mod model;
+mod notifications;
 mod parity;
 mod platform;
 mod probes;

@@ -1,0 +1,147 @@
+//! The caller's notifications (made by the tenant when a client's manager
+//! or a task's assignee changes to them): list, and mark read.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+use serde::{Deserialize, Serialize};
+use tenancy::{TenantTx, stmt};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::middleware::tenant::CurrentTenant;
+use crate::state::AppState;
+
+/// Registers the module's routes, each with its OpenAPI entry.
+pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list).service(read_all).service(read_one);
+}
+
+#[derive(Serialize, FromQueryResult, ToSchema)]
+pub struct Notification {
+    pub id: i64,
+    /// `client.assigned` or `task.assigned`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub model: String,
+    pub record_id: Uuid,
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Only unread ones.
+    #[serde(default)]
+    pub unread: bool,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<i64>,
+    /// 1 to 200 (default 50).
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    pub next_cursor: Option<i64>,
+    pub unread: i64,
+}
+
+/// The caller's notifications, newest first, with the unread count.
+#[utoipa::path(tag = "notifications", params(ListParams),
+    responses((status = 200, body = NotificationPage)), security(("bearer" = [])))]
+#[get("/notifications")]
+pub async fn list(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 200"));
+    }
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let items = Notification::find_by_statement(stmt(
+        "SELECT id, type AS kind, model, record_id, body, created_at, read_at \
+         FROM notifications WHERE user_id = $1 AND ($2 = false OR read_at IS NULL) \
+           AND ($3::bigint IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4",
+        [
+            user.id.into(),
+            params.unread.into(),
+            params.cursor.into(),
+            limit.into(),
+        ],
+    ))
+    .all(tx.conn())
+    .await?;
+    let unread = tx
+        .conn()
+        .query_one_raw(stmt(
+            "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL",
+            [user.id.into()],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    tx.commit().await?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|n| n.id))
+        .flatten();
+    Ok(HttpResponse::Ok().json(NotificationPage {
+        items,
+        next_cursor,
+        unread,
+    }))
+}
+
+/// Marks one of the caller's notifications read.
+#[utoipa::path(tag = "notifications", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+#[post("/notifications/{id}/read")]
+pub async fn read_one(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let done = tx
+        .conn()
+        .execute_raw(stmt(
+            "UPDATE notifications SET read_at = coalesce(read_at, now()) \
+             WHERE id = $1 AND user_id = $2",
+            [id.into_inner().into(), user.id.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::NotFound("no such notification"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Marks every notification of the caller read.
+#[utoipa::path(tag = "notifications", responses((status = 204)), security(("bearer" = [])))]
+#[post("/notifications/read")]
+pub async fn read_all(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    tx.conn()
+        .execute_raw(stmt(
+            "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL",
+            [user.id.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}

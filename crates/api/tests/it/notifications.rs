@@ -1,0 +1,134 @@
+//! Notifications: the new manager of a client or assignee of a task is
+//! told, whichever path made the change, except of their own changes.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tenancy::testing::TestDb;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app, tenant_with_admin};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app.on("acme", method, path).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn new_assignees_are_notified_and_mark_them_read() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let (s, sam) = send(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({ "email": "sam@acme.test", "full_name": "Sam", "password": PASSWORD, "roles": ["Users"] })),
+    )
+    .await;
+    assert_eq!(s, 201, "{sam}");
+    let sam_id = sam["id"].as_str().expect("id").to_owned();
+    let (sam_token, _) = app.tokens("acme", "sam@acme.test", PASSWORD).await;
+    // Over REST: a client managed by Sam.
+    let (s, client) = send(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "Initech", "assigned_manager_id": sam_id })),
+    )
+    .await;
+    assert_eq!(s, 201, "{client}");
+    // Over sync: a task assigned to Sam.
+    let task = Uuid::now_v7();
+    let (s, body) = send(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/sync/push",
+        Some(json!({ "client_id": "tablet", "mutations": [{ "mutation_id": 1, "op": "create",
+            "model": "tasks", "id": task, "fields": { "title": "Call", "assignee_id": sam_id } }] })),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    // Sam assigning a task to himself is no news to him.
+    let (s, _) = send(
+        &app,
+        &sam_token,
+        Method::POST,
+        "/api/v1/tasks",
+        Some(json!({ "title": "Mine", "assignee_id": sam_id })),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    let (s, page) = send(&app, &sam_token, Method::GET, "/api/v1/notifications", None).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["unread"], 2, "{page}");
+    let kinds: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["task.assigned", "client.assigned"]);
+    assert_eq!(page["items"][1]["record_id"], client["id"]);
+    // The administrator has none, and cannot read Sam's.
+    let (_, mine) = send(&app, &admin, Method::GET, "/api/v1/notifications", None).await;
+    assert_eq!(mine["unread"], 0);
+    let first = page["items"][0]["id"].as_i64().expect("id");
+    let (s, _) = send(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/notifications/{first}/read"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = send(
+        &app,
+        &sam_token,
+        Method::POST,
+        &format!("/api/v1/notifications/{first}/read"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, page) = send(
+        &app,
+        &sam_token,
+        Method::GET,
+        "/api/v1/notifications?unread=true",
+        None,
+    )
+    .await;
+    assert_eq!(page["unread"], 1);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    let (s, _) = send(
+        &app,
+        &sam_token,
+        Method::POST,
+        "/api/v1/notifications/read",
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, page) = send(&app, &sam_token, Method::GET, "/api/v1/notifications", None).await;
+    assert_eq!(page["unread"], 0);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+}
