@@ -14,5 +14,6 @@ pub mod routes;
 pub mod schema;
 pub mod startup;
 pub mod state;
+pub mod stream;
 pub mod telemetry;
 pub mod webhooks;

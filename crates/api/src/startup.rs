@@ -50,6 +50,7 @@ pub struct Application {
     listener_task: tokio::task::JoinHandle<()>,
     purge_task: tokio::task::JoinHandle<()>,
     dispatch_task: tokio::task::JoinHandle<()>,
+    stream_task: tokio::task::JoinHandle<()>,
     standing_task: tokio::task::JoinHandle<()>,
     signup_purge_task: tokio::task::JoinHandle<()>,
     resolver: Arc<Resolver>,
@@ -88,6 +89,8 @@ impl Application {
             settings.events.clone(),
             allowed_targets.clone(),
         );
+        let (wakeups, stream_task) =
+            crate::stream::Wakeups::spawn(settings.database.listen_url().to_owned());
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
         let standing_task = standings.spawn_listener(settings.database.listen_url().to_owned());
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
@@ -116,6 +119,7 @@ impl Application {
             signup: settings.signup.clone(),
             audit: settings.audit.clone(),
             allowed_targets,
+            wakeups,
             leases: crate::limits::Leases::default(),
             concurrency: Concurrency::from_settings(
                 &settings.limits,
@@ -183,6 +187,7 @@ impl Application {
             listener_task,
             purge_task,
             dispatch_task,
+            stream_task,
             standing_task,
             signup_purge_task,
             resolver,
@@ -211,6 +216,7 @@ impl Application {
         self.listener_task.abort();
         self.purge_task.abort();
         self.dispatch_task.abort();
+        self.stream_task.abort();
         self.standing_task.abort();
         self.signup_purge_task.abort();
         result

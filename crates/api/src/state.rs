@@ -23,6 +23,8 @@ pub struct AppState {
     pub audit: crate::configuration::AuditSettings,
     /// `events.allow_targets`: internal addresses webhooks may reach.
     pub allowed_targets: Vec<crate::client_ip::Cidr>,
+    /// Wakes live streams when their tenant has news.
+    pub wakeups: Arc<crate::stream::Wakeups>,
     pub concurrency: crate::limits::Concurrency,
     pub leases: crate::limits::Leases,
     /// Who is the client behind a trusted proxy.

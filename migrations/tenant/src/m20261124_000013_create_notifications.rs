@@ -27,8 +27,11 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_user_idx ON notifications (user_id, id);
 
 -- Which field of which model names the user to tell.
+-- Live streams on every server are woken (NOTIFY strata_stream, schema).
 CREATE FUNCTION notifications_from_journal() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    made bigint;
 BEGIN
     INSERT INTO notifications (user_id, type, model, record_id, journal_id, body)
     SELECT (j.changes -> a.field ->> 1)::uuid, a.type, j.model, j.record_id, j.id,
@@ -42,6 +45,10 @@ BEGIN
        AND j.changes -> a.field ->> 1 IS NOT NULL
        AND (j.user_id IS NULL OR (j.changes -> a.field ->> 1)::uuid <> j.user_id)
        AND EXISTS (SELECT 1 FROM users u WHERE u.id = (j.changes -> a.field ->> 1)::uuid);
+    GET DIAGNOSTICS made = ROW_COUNT;
+    IF made > 0 THEN
+        PERFORM pg_notify('strata_stream', current_schema());
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -1,7 +1,7 @@
 //! The caller's notifications (made by the tenant when a client's manager
 //! or a task's assignee changes to them): list, and mark read.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,10 @@ use crate::state::AppState;
 
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list).service(read_all).service(read_one);
+    cfg.service(list)
+        .service(read_all)
+        .service(read_one)
+        .service(stream);
 }
 
 #[derive(Serialize, FromQueryResult, ToSchema)]
@@ -144,4 +147,53 @@ pub async fn read_all(
         .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The live stream (Server-Sent Events) of the caller's notifications:
+/// each as `id: <id>`, `event: notification`, `data: <json>`; heartbeats
+/// every 15 s. A client that reconnects with `Last-Event-ID` gets what it
+/// missed; a new one gets what comes from now on.
+#[utoipa::path(tag = "notifications",
+    responses((status = 200, content_type = "text/event-stream")), security(("bearer" = [])))]
+#[get("/events/stream")]
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let last = match req.headers().get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .ok_or_else(|| ApiError::field("Last-Event-ID", "must be an event id"))?,
+        None => {
+            let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+            let max = tx
+                .conn()
+                .query_one_raw(stmt(
+                    "SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = $1",
+                    [user.id.into()],
+                ))
+                .await?
+                .map(|r| r.try_get_by_index::<i64>(0))
+                .transpose()?
+                .unwrap_or(0);
+            tx.commit().await?;
+            max
+        }
+    };
+    let wake = state.wakeups.subscribe();
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(crate::stream::notifications(
+            state.db.clone(),
+            (*tenant.0).clone(),
+            user.id,
+            last,
+            wake,
+        )))
 }

@@ -132,3 +132,108 @@ async fn new_assignees_are_notified_and_mark_them_read() {
     assert_eq!(page["unread"], 0);
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
 }
+
+/// Reads SSE chunks from `res` until `want` holds of what arrived, or
+/// `secs` pass; what arrived.
+async fn read_until(res: &mut reqwest::Response, secs: f64, want: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    while !want(&text) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, res.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let a = spawn_app(&db, 4).await;
+    let b = spawn_app(&db, 4).await;
+    let (admin, _) = b.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let (s, sam) = send(
+        &b,
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({ "email": "sam@acme.test", "full_name": "Sam", "password": PASSWORD, "roles": ["Users"] })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (sam_token, _) = a.tokens("acme", "sam@acme.test", PASSWORD).await;
+    let mut res = a
+        .on("acme", Method::GET, "/api/v1/events/stream")
+        .bearer_auth(&sam_token)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/event-stream"))
+    );
+    read_until(&mut res, 2.0, |t| t.contains("retry:")).await;
+    // A write on server B…
+    let started = std::time::Instant::now();
+    let (s, _) = send(
+        &b,
+        &admin,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "Initech", "assigned_manager_id": sam["id"] })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    // …reaches the stream on server A within a second.
+    let text = read_until(&mut res, 1.0, |t| t.contains("event: notification")).await;
+    assert!(text.contains("event: notification"), "got {text:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(text.contains("client.assigned"), "{text}");
+    let id: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("an id");
+    drop(res);
+    // Two more while disconnected; reconnecting with Last-Event-ID brings them.
+    for name in ["Globex", "Umbrella"] {
+        let (s, _) = send(
+            &b,
+            &admin,
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({ "name": name, "assigned_manager_id": sam["id"] })),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let mut res = a
+        .on("acme", Method::GET, "/api/v1/events/stream")
+        .bearer_auth(&sam_token)
+        .header("last-event-id", id.to_string())
+        .send()
+        .await
+        .expect("stream");
+    let text = read_until(&mut res, 3.0, |t| {
+        t.matches("event: notification").count() == 2
+    })
+    .await;
+    assert_eq!(text.matches("event: notification").count(), 2, "{text}");
+    assert!(!text.contains(&format!("id: {id}\n")), "{text}");
+    // Without a token, no stream.
+    let res = a
+        .on("acme", Method::GET, "/api/v1/events/stream")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.status(), 401);
+}
