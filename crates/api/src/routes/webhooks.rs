@@ -30,7 +30,8 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(create)
         .service(remove)
         .service(deliveries)
-        .service(retry);
+        .service(retry)
+        .service(discard);
 }
 
 #[derive(Serialize, FromQueryResult, ToSchema)]
@@ -359,4 +360,30 @@ pub async fn platform_resume(
 ) -> Result<HttpResponse, ApiError> {
     tenancy::deliveries::set_platform_paused(&state.db, false).await?;
     platform_state(&state).await
+}
+
+/// Discards a FAILED delivery: it is kept no longer (Administrators).
+#[utoipa::path(tag = "events", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+#[delete("/webhooks/deliveries/{id}")]
+pub async fn discard(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let gone = tx
+        .conn()
+        .execute_raw(stmt(
+            "DELETE FROM webhook_deliveries WHERE id = $1 AND status = 'FAILED'",
+            [id.into_inner().into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    if gone.rows_affected() == 0 {
+        return Err(ApiError::NotFound("no failed delivery with this id"));
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

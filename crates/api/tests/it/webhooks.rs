@@ -250,6 +250,49 @@ async fn a_delivery_that_keeps_failing_is_a_dead_letter_until_retried() {
     assert_eq!(s, 202);
     until(&seen, 20, |s| s.len() == 3).await;
     latest_delivery(&app, &token, &path, "COMPLETED").await;
+    // A completed delivery is not discarded; a failed one is.
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/api/v1/webhooks/deliveries/{}", failed["id"]),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, down) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": "http://127.0.0.1:9/closed", "event_types": ["client.created"] })),
+    )
+    .await;
+    let down = format!(
+        "/api/v1/webhooks/{}/deliveries",
+        down["id"].as_str().expect("id")
+    );
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "B" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let dead = latest_delivery(&app, &token, &down, "FAILED").await;
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/api/v1/webhooks/deliveries/{}", dead["id"]),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, list) = send(&app, &token, Method::GET, &down, None).await;
+    assert_eq!(list, json!([]));
 }
 
 /// Waits until the latest delivery at `path` has `status`; that delivery.
