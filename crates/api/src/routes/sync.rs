@@ -266,7 +266,11 @@ pub async fn push(
 }
 
 /// Reads in one tenant transaction.
-async fn read<T, F>(state: &AppState, tenant: &CurrentTenant, f: F) -> Result<T, ApiError>
+pub(crate) async fn read<T, F>(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    f: F,
+) -> Result<T, ApiError>
 where
     F: AsyncFnOnce(&TenantTx) -> Result<T, sea_orm::DbErr>,
 {

@@ -14,6 +14,7 @@ use crate::auth::AuthUser;
 use crate::auth::operator::Operator;
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
+use crate::routes::sync::read;
 use crate::state::AppState;
 use crate::webhooks;
 
@@ -53,14 +54,15 @@ pub async fn types(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = EventType::find_by_statement(stmt(
-        "SELECT name, model, action, field, enabled FROM event_types ORDER BY name",
-        [],
-    ))
-    .all(tx.conn())
+    let rows = read(&state, &tenant, async |tx| {
+        EventType::find_by_statement(stmt(
+            "SELECT name, model, action, field, enabled FROM event_types ORDER BY name",
+            [],
+        ))
+        .all(tx.conn())
+        .await
+    })
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -102,14 +104,15 @@ pub async fn list(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = Endpoint::find_by_statement(stmt(
-        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at"),
-        [],
-    ))
-    .all(tx.conn())
+    let rows = read(&state, &tenant, async |tx| {
+        Endpoint::find_by_statement(stmt(
+            &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at"),
+            [],
+        ))
+        .all(tx.conn())
+        .await
+    })
     .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -277,9 +280,10 @@ pub async fn queue(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let state_now = tenancy::deliveries::tenant(tx.conn()).await?;
-    tx.commit().await?;
+    let state_now = read(&state, &tenant, async |tx| {
+        tenancy::deliveries::tenant(tx.conn()).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(state_now))
 }
 
