@@ -32,6 +32,8 @@ pub enum StartupError {
     Database(#[from] sea_orm::DbErr),
     #[error("server.trusted_proxies: {0}")]
     Proxies(String),
+    #[error("webhook client: {0}")]
+    Dispatcher(reqwest::Error),
     #[error("events.allow_targets: {0}")]
     Targets(String),
     #[error("bad Redis URL: {0}")]
@@ -83,14 +85,16 @@ impl Application {
         );
         let allowed_targets =
             crate::webhooks::allowed(&settings.events).map_err(StartupError::Targets)?;
+        let (wakeups, stream_task) =
+            crate::stream::Wakeups::spawn(settings.database.listen_url().to_owned());
         let dispatch_task = crate::webhooks::spawn(
             db.clone(),
             resolver.registry().clone(),
             settings.events.clone(),
             allowed_targets.clone(),
-        );
-        let (wakeups, stream_task) =
-            crate::stream::Wakeups::spawn(settings.database.listen_url().to_owned());
+            wakeups.deliveries(),
+        )
+        .map_err(StartupError::Dispatcher)?;
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
         let standing_task = standings.spawn_listener(settings.database.listen_url().to_owned());
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {

@@ -19,12 +19,16 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 const CHANNEL: &str = "strata_stream";
+/// Sent by `public.signal_events` when a tenant has deliveries due.
+const EVENTS: &str = "strata_events";
 const HEARTBEAT: Duration = Duration::from_secs(15);
 const RECHECK: Duration = Duration::from_secs(5);
 
-/// Wakes streams when their tenant has something new.
+/// Wakes streams when their tenant has something new, and dispatchers
+/// when a tenant has deliveries due.
 pub struct Wakeups {
     tx: broadcast::Sender<String>,
+    events: broadcast::Sender<String>,
 }
 
 impl Wakeups {
@@ -32,17 +36,23 @@ impl Wakeups {
     /// transaction-pooling PgBouncer), reconnecting with backoff.
     pub fn spawn(url: String) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (tx, _) = broadcast::channel(1024);
-        let this = Arc::new(Self { tx });
+        let (events, _) = broadcast::channel(1024);
+        let this = Arc::new(Self { tx, events });
         let me = Arc::clone(&this);
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 if let Ok(mut listener) = PgListener::connect(&url).await
-                    && listener.listen(CHANNEL).await.is_ok()
+                    && listener.listen_all([CHANNEL, EVENTS]).await.is_ok()
                 {
                     backoff = Duration::from_millis(100);
                     while let Ok(Some(note)) = listener.try_recv().await {
-                        let _ = me.tx.send(note.payload().to_owned());
+                        let to = if note.channel() == EVENTS {
+                            &me.events
+                        } else {
+                            &me.tx
+                        };
+                        let _ = to.send(note.payload().to_owned());
                     }
                 }
                 tokio::time::sleep(backoff).await;
@@ -52,8 +62,14 @@ impl Wakeups {
         (this, task)
     }
 
+    /// Schemas with something new for their streams.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.tx.subscribe()
+    }
+
+    /// Schemas with deliveries due.
+    pub fn deliveries(&self) -> broadcast::Receiver<String> {
+        self.events.subscribe()
     }
 }
 

@@ -14,6 +14,7 @@
 //! across attempts.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -155,6 +156,9 @@ struct Outcome {
     error: Option<String>,
 }
 
+/// Deliveries one claim takes, sent concurrently.
+const BATCH: i64 = 200;
+
 /// Backoff before attempt `attempts + 1`: 1 s doubling, at most an hour,
 /// with ±20 % jitter.
 fn backoff(attempts: i32) -> Duration {
@@ -163,15 +167,81 @@ fn backoff(attempts: i32) -> Duration {
     Duration::from_secs_f64(base * jitter)
 }
 
-/// The dispatcher: runs until aborted.
+/// Resolves webhook hosts for the dispatcher's client, refusing names
+/// that resolve inside the network: the check happens at the resolution
+/// the connection uses, so a name cannot resolve elsewhere in between.
+struct CheckedResolver {
+    allowed: Arc<Vec<Cidr>>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allowed = Arc::clone(&self.allowed);
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err(Box::new(TargetError::Unresolved) as _);
+            }
+            if let Some(a) = addrs
+                .iter()
+                .find(|a| internal(a.ip()) && !allowed.iter().any(|c| c.contains(a.ip())))
+            {
+                return Err(Box::new(TargetError::Internal(a.ip())) as _);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// What the dispatcher sends with: one client, so connections to a
+/// receiver are kept and reused across deliveries.
+struct Sender {
+    client: reqwest::Client,
+    allowed: Arc<Vec<Cidr>>,
+    timeout: Duration,
+}
+
+impl Sender {
+    fn new(settings: &EventSettings, allowed: Vec<Cidr>) -> Result<Self, reqwest::Error> {
+        let allowed = Arc::new(allowed);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(CheckedResolver {
+                allowed: Arc::clone(&allowed),
+            }))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            client,
+            allowed,
+            timeout: Duration::from_millis(settings.delivery_timeout_ms),
+        })
+    }
+
+    /// Whether a URL's host, when it is an address (no resolution happens
+    /// for those), is inside the network and not allowed.
+    fn refused_address(&self, url: &reqwest::Url) -> Option<IpAddr> {
+        let ip: IpAddr = url.host_str()?.trim_matches(['[', ']']).parse().ok()?;
+        (internal(ip) && !self.allowed.iter().any(|c| c.contains(ip))).then_some(ip)
+    }
+}
+
+/// The dispatcher: runs until aborted. It wakes when a tenant is signalled
+/// (`wake`, from `NOTIFY strata_events`) and every `poll_interval_ms`.
 pub fn spawn(
     db: DatabaseConnection,
     registry: Registry,
     settings: EventSettings,
     allowed: Vec<Cidr>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    mut wake: tokio::sync::broadcast::Receiver<String>,
+) -> Result<tokio::task::JoinHandle<()>, reqwest::Error> {
+    let sender = Sender::new(&settings, allowed)?;
+    Ok(tokio::spawn(async move {
         let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
+        let idle = async |wake: &mut tokio::sync::broadcast::Receiver<String>| {
+            let _ = tokio::time::timeout(poll, wake.recv()).await;
+        };
         loop {
             match paused(&db).await {
                 Ok(false) => {}
@@ -186,10 +256,10 @@ pub fn spawn(
                 }
             }
             match take_signals(&db).await {
-                Ok(schemas) if schemas.is_empty() => tokio::time::sleep(poll).await,
+                Ok(schemas) if schemas.is_empty() => idle(&mut wake).await,
                 Ok(schemas) => {
                     for schema in schemas {
-                        if let Err(e) = drain(&db, &registry, &schema, &settings, &allowed).await {
+                        if let Err(e) = drain(&db, &registry, &schema, &settings, &sender).await {
                             tracing::warn!(%schema, error = %e, "webhook deliveries failed");
                         }
                     }
@@ -200,7 +270,7 @@ pub fn spawn(
                 }
             }
         }
-    })
+    }))
 }
 
 /// Whether an operator paused deliveries on the whole platform.
@@ -240,7 +310,7 @@ async fn drain(
     registry: &Registry,
     schema: &str,
     settings: &EventSettings,
-    allowed: &[Cidr],
+    sender: &Sender,
 ) -> Result<(), tenancy::Error> {
     let Some(tenant) = registry.find_by_schema(schema).await? else {
         return Ok(());
@@ -267,11 +337,11 @@ async fn drain(
                FROM (SELECT id FROM webhook_deliveries \
                       WHERE next_at <= now() AND (status = 'PENDING' \
                             OR (status = 'PROCESSING' AND locked_until < now())) \
-                      ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) c, \
+                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c, \
                     webhook_endpoints w, events e \
               WHERE d.id = c.id AND w.id = d.endpoint_id AND e.id = d.event_id \
              RETURNING d.id, d.attempts, w.url, w.secret, e.payload",
-            [lease.as_secs_f64().into()],
+            [lease.as_secs_f64().into(), BATCH.into()],
         ))
         .all(tx.conn())
         .await?;
@@ -296,14 +366,13 @@ async fn drain(
             ))
             .await?;
         tx.commit().await?;
-        let outcomes =
-            futures::future::join_all(claimed.iter().map(|c| attempt(c, settings, allowed))).await;
+        let outcomes = futures::future::join_all(claimed.iter().map(|c| attempt(c, sender))).await;
         record(db, &tenant, schema, settings, &outcomes).await?;
     }
 }
 
 /// One attempt of one delivery.
-async fn attempt(c: &Claimed, settings: &EventSettings, allowed: &[Cidr]) -> Outcome {
+async fn attempt(c: &Claimed, sender: &Sender) -> Outcome {
     let started = Instant::now();
     let done = |code: Option<u16>, error: Option<String>| Outcome {
         id: c.id,
@@ -313,22 +382,21 @@ async fn attempt(c: &Claimed, settings: &EventSettings, allowed: &[Cidr]) -> Out
         error,
     };
     let url = match reqwest::Url::parse(&c.url) {
-        Ok(u) => u,
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        Ok(_) => {
+            return done(
+                None,
+                Some(format!("refused target: {}", TargetError::Scheme)),
+            );
+        }
         Err(e) => return done(None, Some(format!("bad URL: {e}"))),
     };
-    let (host, addr) = match check_target(&url, allowed).await {
-        Ok(t) => t,
-        Err(e) => return done(None, Some(format!("refused target: {e}"))),
-    };
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(settings.delivery_timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return done(None, Some(e.to_string())),
-    };
+    if let Some(ip) = sender.refused_address(&url) {
+        return done(
+            None,
+            Some(format!("refused target: {}", TargetError::Internal(ip))),
+        );
+    }
     let id = format!("msg_{}", c.id);
     let timestamp = chrono::Utc::now().timestamp();
     let body = c.payload.to_string();
@@ -338,8 +406,10 @@ async fn attempt(c: &Claimed, settings: &EventSettings, allowed: &[Cidr]) -> Out
             Some("the endpoint's secret is not valid base64".into()),
         );
     };
-    let sent = client
+    let sent = sender
+        .client
         .post(url)
+        .timeout(sender.timeout)
         .header("content-type", "application/json")
         .header("webhook-id", &id)
         .header("webhook-timestamp", timestamp.to_string())
@@ -353,8 +423,21 @@ async fn attempt(c: &Claimed, settings: &EventSettings, allowed: &[Cidr]) -> Out
             Some(res.status().as_u16()),
             Some(format!("answered {}", res.status())),
         ),
-        Err(e) => done(None, Some(e.to_string())),
+        Err(e) => done(None, Some(error_chain(&e))),
     }
+}
+
+/// An error with its causes (a refused target shows as the cause of a
+/// connect error).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Records outcomes: done, to retry later, or failed for good.
@@ -365,8 +448,9 @@ async fn record(
     settings: &EventSettings,
     outcomes: &[Outcome],
 ) -> Result<(), tenancy::Error> {
-    let tx = TenantTx::begin(db, tenant).await?;
     let mut earliest: Option<Duration> = None;
+    let (mut ids, mut statuses, mut codes, mut latencies, mut errors, mut delays) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for o in outcomes {
         let (status, delay) = match (&o.error, o.attempts >= settings.max_attempts) {
             (None, _) => ("COMPLETED", None),
@@ -376,24 +460,35 @@ async fn record(
         if let Some(d) = delay {
             earliest = Some(earliest.map_or(d, |e| e.min(d)));
         }
-        tx.conn()
-            .execute_raw(stmt(
-                "UPDATE webhook_deliveries SET status = $2, locked_until = NULL, \
-                     response_code = $3, latency_ms = $4, last_error = $5, \
-                     next_at = now() + make_interval(secs => $6), \
-                     completed_at = CASE WHEN $2 = 'COMPLETED' THEN now() END \
-                 WHERE id = $1",
-                [
-                    o.id.into(),
-                    status.into(),
-                    o.code.map(i32::from).into(),
-                    o.latency_ms.into(),
-                    o.error.clone().into(),
-                    delay.unwrap_or_default().as_secs_f64().into(),
-                ],
-            ))
-            .await?;
+        ids.push(o.id);
+        statuses.push(status.to_owned());
+        // No nulls in these arrays: 0 and '' stand for none.
+        codes.push(o.code.map_or(0, i32::from));
+        latencies.push(o.latency_ms);
+        errors.push(o.error.clone().unwrap_or_default());
+        delays.push(delay.unwrap_or_default().as_secs_f64());
     }
+    let tx = TenantTx::begin(db, tenant).await?;
+    tx.conn()
+        .execute_raw(stmt(
+            "UPDATE webhook_deliveries d SET status = o.status, locked_until = NULL, \
+                 response_code = nullif(o.code, 0), latency_ms = o.latency, \
+                 last_error = nullif(o.error, ''), \
+                 next_at = now() + make_interval(secs => o.delay), \
+                 completed_at = CASE WHEN o.status = 'COMPLETED' THEN now() END \
+             FROM unnest($1::bigint[], $2::text[], $3::int[], $4::float8[], $5::text[], \
+                         $6::float8[]) AS o(id, status, code, latency, error, delay) \
+             WHERE d.id = o.id",
+            [
+                ids.into(),
+                statuses.into(),
+                codes.into(),
+                latencies.into(),
+                errors.into(),
+                delays.into(),
+            ],
+        ))
+        .await?;
     if let Some(d) = earliest {
         tx.conn()
             .execute_raw(stmt(
@@ -448,6 +543,35 @@ mod tests {
             sig.as_deref(),
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
+    }
+
+    /// The dispatcher's resolver refuses a name that resolves inside the
+    /// network unless its block is allowed.
+    #[tokio::test]
+    async fn names_resolving_inside_the_network_are_refused_at_connection() {
+        use reqwest::dns::Resolve;
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().expect("name");
+        let refusing = CheckedResolver {
+            allowed: Arc::new(vec![]),
+        };
+        let err = refusing
+            .resolve(name("localhost"))
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("inside the network"), "{err}");
+        let allowing = CheckedResolver {
+            allowed: Arc::new(vec![
+                Cidr::parse("127.0.0.0/8").expect("cidr"),
+                Cidr::parse("::1/128").expect("cidr"),
+            ]),
+        };
+        let addrs: Vec<SocketAddr> = allowing
+            .resolve(name("localhost"))
+            .await
+            .expect("allowed")
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
     }
 
     #[test]
