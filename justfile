@@ -42,7 +42,7 @@ bench-crud:
     export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
     cargo bench --locked -p api --bench crud
 
-# Sync benchmark: push and pull records/s beside COPY.
+# Sync benchmark: push and pull records/s beside COPY, webhook deliveries/s and lag.
 bench-sync:
     #!/usr/bin/env bash
     set -euo pipefail

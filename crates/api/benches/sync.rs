@@ -1,6 +1,9 @@
 //! Sync benchmark: push of 100,000 records (creates, then updates of the
 //! same records) and pull of 100,000 records, in records per second, beside
-//! PostgreSQL's own COPY of the same rows in the same run.
+//! PostgreSQL's own COPY of the same rows in the same run; then webhook
+//! deliveries of `BENCH_EVENTS` (default 20,000) events to a receiver in
+//! this process, while the changes are pushed (with the lag) and as a
+//! backlog released by resume.
 //!
 //! Runs the release `strata-server` named by `SERVER_BIN` as its own
 //! process; `just bench-sync` builds it. `BENCH_RECORDS` (default 100000)
@@ -95,7 +98,13 @@ async fn main() {
         )
         .expect("token");
 
-    let server = Server::start(&bin, &db, 10).await;
+    let server = Server::start_with(
+        &bin,
+        &db,
+        10,
+        &[("STRATA__EVENTS__ALLOW_TARGETS", "127.0.0.1/32")],
+    )
+    .await;
     let base = server.address.clone();
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
@@ -192,9 +201,133 @@ async fn main() {
         pulled as f64 / secs
     );
 
+    // Event deliveries: an endpoint for `client.updated` on a receiver in
+    // this process, then updates of `events` records, each one event.
+    let events = env_or("BENCH_EVENTS", 20_000usize).min(n / 2);
+    let (hook, seen) = receiver().await;
+    let res = post(
+        "/api/v1/webhooks",
+        json!({ "url": hook, "event_types": ["client.updated"] }),
+    )
+    .await
+    .expect("endpoint");
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let push_updates = |from: usize, base: i64, city: &'static str, mutation: &mut i64| {
+        let mut bodies = Vec::new();
+        for chunk in ids[from..from + events].chunks(1_000) {
+            let mutations: Vec<Value> = chunk
+                .iter()
+                .map(|id| {
+                    *mutation += 1;
+                    json!({ "mutation_id": *mutation, "op": "update", "model": "clients",
+                            "id": id, "base_version": base, "fields": { "city": city } })
+                })
+                .collect();
+            bodies.push(json!({ "client_id": "bench", "mutations": mutations }));
+        }
+        bodies
+    };
+    let wait_for = async |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while seen.lock().expect("seen").len() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+
+    // While changes are made: the dispatcher keeps up with the pushes.
+    let started = Instant::now();
+    for body in push_updates(0, 2, "Faro", &mut mutation) {
+        let res = post("/api/v1/sync/push", body).await.expect("push");
+        assert!(res.status().is_success());
+    }
+    let pushed = started.elapsed().as_secs_f64();
+    wait_for(events).await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut lags: Vec<f64> = seen.lock().expect("seen").clone();
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "event deliveries while pushing: {:.0} deliveries/s ({} of {events} in {secs:.2} s \
+         from the first push; the pushes alone took {pushed:.2} s)",
+        lags.len() as f64 / secs,
+        lags.len(),
+    );
+    println!(
+        "delivery lag (received − change made): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        common::quantile(&lags, 0.5),
+        common::quantile(&lags, 0.99),
+        common::quantile(&lags, 1.0),
+    );
+
+    // A backlog: paused while the changes are made, then resumed; the
+    // dispatcher's own rate.
+    let res = post("/api/v1/events/pause", json!({}))
+        .await
+        .expect("pause");
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    for body in push_updates(events, 2, "Braga", &mut mutation) {
+        let res = post("/api/v1/sync/push", body).await.expect("push");
+        assert!(res.status().is_success());
+    }
+    seen.lock().expect("seen").clear();
+    let started = Instant::now();
+    let res = post("/api/v1/events/resume", json!({}))
+        .await
+        .expect("resume");
+    assert!(res.status().is_success());
+    wait_for(events).await;
+    let secs = started.elapsed().as_secs_f64();
+    let got = seen.lock().expect("seen").len();
+    println!(
+        "event deliveries of a backlog after resume: {:.0} deliveries/s ({got} of {events} \
+         in {secs:.2} s)",
+        got as f64 / secs,
+    );
+    let (rss, peak) = server.memory();
+    println!("server memory: {rss:.0} MiB resident, {peak:.0} MiB peak");
+
     // The reference: COPY of the same rows into a plain table.
     let pool = db.db.get_postgres_connection_pool();
     sqlx_copy(pool, n).await;
+}
+
+/// A webhook receiver answering 204; the lag of each delivery in ms, from
+/// the event's time to its arrival.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<f64>>>) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let server = HttpServer::new(move || {
+        let log = std::sync::Arc::clone(&log);
+        App::new().default_service(web::to(move |body: web::Bytes| {
+            let log = std::sync::Arc::clone(&log);
+            async move {
+                #[derive(serde::Deserialize)]
+                struct Event {
+                    at: chrono::DateTime<chrono::Utc>,
+                }
+                let now = chrono::Utc::now();
+                if let Ok(e) = serde_json::from_slice::<Event>(&body) {
+                    let lag = (now - e.at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                    log.lock().expect("seen").push(lag);
+                }
+                HttpResponse::NoContent().finish()
+            }
+        }))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    (format!("http://127.0.0.1:{port}/hooks"), seen)
 }
 
 async fn sqlx_copy(pool: &sea_orm::sqlx::PgPool, n: usize) {
