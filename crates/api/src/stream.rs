@@ -1,11 +1,16 @@
 //! The live stream (`GET /api/v1/events/stream`, Server-Sent Events): the
-//! caller's notifications as they are made, on whichever server made them.
+//! caller's notifications as they are made, on whichever server made them,
+//! and the tenant's changes (as typed events) the caller's roles may read.
 //!
 //! Fan-out: the tenant trigger that makes notifications sends
 //! `NOTIFY strata_stream, '<schema>'`; every server listens on a connection
 //! of its own and wakes the streams of that tenant, which read what is new
-//! from PostgreSQL. A stream also looks every few seconds (a missed notice
-//! delays, never loses) and sends a heartbeat comment every 15 s.
+//! from PostgreSQL. Changes are read from the journal every second (a
+//! notice per write would serialise every commit of the database). A
+//! stream also looks every few seconds (a missed notice delays, never
+//! loses) and sends a heartbeat comment every 15 s. Each message's id is
+//! `<notification id>-<journal id>`, the position in both, so
+//! `Last-Event-ID` resumes both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +28,89 @@ const CHANNEL: &str = "strata_stream";
 const EVENTS: &str = "strata_events";
 const HEARTBEAT: Duration = Duration::from_secs(15);
 const RECHECK: Duration = Duration::from_secs(5);
+/// How often a stream that carries changes reads the journal.
+const CHANGES_EVERY: Duration = Duration::from_secs(1);
+
+/// The journal entries a caller may read, as typed events: a statement
+/// whose `$1` is the last entry sent.
+pub struct Changes {
+    sql: String,
+    values: Vec<sea_orm::Value>,
+    pub last: i64,
+}
+
+impl Changes {
+    /// The changes `perms` may read, after journal entry `last`; `None`
+    /// when they may read no model. A model with row filters yields only
+    /// changes of records that pass them now (so not their deletions).
+    pub fn new(perms: &domain::access::Permissions, caller: Uuid, last: i64) -> Option<Self> {
+        let mut values: Vec<sea_orm::Value> = vec![last.into()];
+        let mut visible = Vec::new();
+        for spec in domain::record::models() {
+            match perms.read(spec) {
+                Err(_) => {}
+                Ok(domain::access::Scope::All) => {
+                    visible.push(format!("j.model = '{}'", spec.table));
+                }
+                Ok(scope) => {
+                    let cond = scope.sql(spec, caller, &mut values);
+                    visible.push(format!(
+                        "(j.model = '{table}' AND EXISTS (SELECT 1 FROM {table} t \
+                          WHERE t.id = j.record_id AND {cond}))",
+                        table = spec.table
+                    ));
+                }
+            }
+        }
+        if visible.is_empty() {
+            return None;
+        }
+        // The entries after `$1` (a page of them), each with the event
+        // types it makes, or none when the caller may not read it or it
+        // makes no enabled type (the position moves past it either way).
+        let sql = format!(
+            "WITH scanned AS (SELECT * FROM journal WHERE id > $1 ORDER BY id LIMIT 500), \
+             typed AS ( \
+                SELECT j.id, array_agg(t.name ORDER BY t.name) AS types FROM scanned j \
+                  JOIN event_types t ON t.enabled AND t.model = j.model AND t.action = j.action \
+                                    AND (t.field IS NULL OR j.changes ? t.field) \
+                 WHERE {} GROUP BY j.id) \
+             SELECT s.id, CASE WHEN y.id IS NOT NULL THEN json_build_object( \
+                    'types', y.types, 'model', s.model, 'record_id', s.record_id, \
+                    'action', s.action, 'version', s.version, 'changes', s.changes, \
+                    'actor', s.actor, 'user_id', s.user_id, 'channel', s.channel, \
+                    'request_id', s.request_id, 'at', s.at, 'journal_id', s.id)::text END \
+               FROM scanned s LEFT JOIN typed y ON y.id = s.id ORDER BY s.id",
+            visible.join(" OR ")
+        );
+        Some(Self { sql, values, last })
+    }
+
+    /// What is new, as SSE messages (ids after `note`), moving the position.
+    async fn read(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        note: i64,
+        out: &mut String,
+    ) -> Result<(), ApiError> {
+        self.values[0] = self.last.into();
+        let rows = conn
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                &self.sql,
+                self.values.clone(),
+            ))
+            .await?;
+        for r in &rows {
+            let id: i64 = r.try_get_by_index(0)?;
+            self.last = id;
+            if let Some(body) = r.try_get_by_index::<Option<String>>(1)? {
+                out.push_str(&format!("id: {note}-{id}\nevent: change\ndata: {body}\n\n"));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Wakes streams when their tenant has something new, and dispatchers
 /// when a tenant has deliveries due.
@@ -78,17 +166,21 @@ struct State {
     tenant: tenancy::Tenant,
     user: Uuid,
     last: i64,
+    changes: Option<Changes>,
+    read_changes: std::time::Instant,
     wake: broadcast::Receiver<String>,
     first: bool,
     sent: std::time::Instant,
 }
 
-/// The caller's notifications after `last` (none before it), as SSE.
-pub fn notifications(
+/// The caller's notifications after `last` and the `changes` they may
+/// read (none before them), as SSE.
+pub fn events(
     db: DatabaseConnection,
     tenant: tenancy::Tenant,
     user: Uuid,
     last: i64,
+    changes: Option<Changes>,
     wake: broadcast::Receiver<String>,
 ) -> impl futures::Stream<Item = Result<Bytes, ApiError>> {
     let state = State {
@@ -96,6 +188,8 @@ pub fn notifications(
         tenant,
         user,
         last,
+        changes,
+        read_changes: std::time::Instant::now(),
         wake,
         first: true,
         sent: std::time::Instant::now(),
@@ -116,15 +210,24 @@ pub fn notifications(
                     [s.user.into(), s.last.into()],
                 ))
                 .await?;
+            let mut out = String::new();
+            let change = s.changes.as_ref().map_or(0, |c| c.last);
+            for r in &rows {
+                let id: i64 = r.try_get_by_index(0)?;
+                let body: String = r.try_get_by_index(1)?;
+                out.push_str(&format!(
+                    "id: {id}-{change}\nevent: notification\ndata: {body}\n\n"
+                ));
+                s.last = id;
+            }
+            if let Some(changes) = s.changes.as_mut()
+                && s.read_changes.elapsed() >= CHANGES_EVERY
+            {
+                s.read_changes = std::time::Instant::now();
+                changes.read(tx.conn(), s.last, &mut out).await?;
+            }
             tx.commit().await?;
-            if !rows.is_empty() {
-                let mut out = String::new();
-                for r in &rows {
-                    let id: i64 = r.try_get_by_index(0)?;
-                    let body: String = r.try_get_by_index(1)?;
-                    out.push_str(&format!("id: {id}\nevent: notification\ndata: {body}\n\n"));
-                    s.last = id;
-                }
+            if !out.is_empty() {
                 s.sent = std::time::Instant::now();
                 return Ok(Some((Bytes::from(out), s)));
             }
@@ -134,7 +237,10 @@ pub fn notifications(
             }
             // Until this tenant is woken, a recheck is due, or a heartbeat.
             let schema = s.tenant.schema().as_str().to_owned();
-            let wait = RECHECK.min(HEARTBEAT.saturating_sub(s.sent.elapsed()));
+            let mut wait = RECHECK.min(HEARTBEAT.saturating_sub(s.sent.elapsed()));
+            if s.changes.is_some() {
+                wait = wait.min(CHANGES_EVERY.saturating_sub(s.read_changes.elapsed()));
+            }
             let _ = tokio::time::timeout(wait, async {
                 loop {
                     match s.wake.recv().await {

@@ -149,10 +149,12 @@ pub async fn read_all(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The live stream (Server-Sent Events) of the caller's notifications:
-/// each as `id: <id>`, `event: notification`, `data: <json>`; heartbeats
-/// every 15 s. A client that reconnects with `Last-Event-ID` gets what it
-/// missed; a new one gets what comes from now on.
+/// The live stream (Server-Sent Events): the caller's notifications
+/// (`event: notification`) and the tenant's changes their roles may read,
+/// as typed events (`event: change`, see docs/events.md); heartbeats every
+/// 15 s. Each message's id is `<notification id>-<journal id>`: a client
+/// that reconnects with `Last-Event-ID` gets what it missed; a new one gets
+/// what comes from now on.
 #[utoipa::path(tag = "notifications",
     responses((status = 200, content_type = "text/event-stream")), security(("bearer" = [])))]
 #[get("/events/stream")]
@@ -162,38 +164,50 @@ pub async fn stream(
     tenant: CurrentTenant,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let last = match req.headers().get("last-event-id") {
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .ok_or_else(|| ApiError::field("Last-Event-ID", "must be an event id"))?,
+    let resume = match req.headers().get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| {
+                    let (note, change) = s.trim().split_once('-')?;
+                    Some((note.parse::<i64>().ok()?, change.parse::<i64>().ok()?))
+                })
+                .ok_or_else(|| {
+                    ApiError::field("Last-Event-ID", "must be an id this stream sent")
+                })?,
+        ),
+        None => None,
+    };
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let perms = domain::access::Permissions::load(tx.conn(), &user.roles).await?;
+    let (note, change) = match resume {
+        Some(ids) => ids,
         None => {
-            let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-            let max = tx
+            let row = tx
                 .conn()
                 .query_one_raw(stmt(
-                    "SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = $1",
+                    "SELECT (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = $1), \
+                            (SELECT coalesce(max(id), 0) FROM journal)",
                     [user.id.into()],
                 ))
                 .await?
-                .map(|r| r.try_get_by_index::<i64>(0))
-                .transpose()?
-                .unwrap_or(0);
-            tx.commit().await?;
-            max
+                .ok_or(ApiError::NotFound("no position"))?;
+            (row.try_get_by_index(0)?, row.try_get_by_index(1)?)
         }
     };
+    tx.commit().await?;
+    let changes = crate::stream::Changes::new(&perms, user.id, change);
     let wake = state.wakeups.subscribe();
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(crate::stream::notifications(
+        .streaming(crate::stream::events(
             state.db.clone(),
             (*tenant.0).clone(),
             user.id,
-            last,
+            note,
+            changes,
             wake,
         )))
 }

@@ -198,11 +198,17 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
         started.elapsed()
     );
     assert!(text.contains("client.assigned"), "{text}");
-    let id: i64 = text
+    // The position in notifications and in the journal.
+    let id: String = text
         .lines()
         .find_map(|l| l.strip_prefix("id: "))
-        .and_then(|v| v.trim().parse().ok())
+        .map(|v| v.trim().to_owned())
         .expect("an id");
+    assert!(
+        id.split_once('-')
+            .is_some_and(|(n, j)| n.parse::<i64>().is_ok() && j.parse::<i64>().is_ok()),
+        "{id}"
+    );
     drop(res);
     // Two more while disconnected; reconnecting with Last-Event-ID brings them.
     for name in ["Globex", "Umbrella"] {
@@ -219,7 +225,7 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
     let mut res = a
         .on("acme", Method::GET, "/api/v1/events/stream")
         .bearer_auth(&sam_token)
-        .header("last-event-id", id.to_string())
+        .header("last-event-id", &id)
         .send()
         .await
         .expect("stream");
@@ -229,6 +235,15 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
     .await;
     assert_eq!(text.matches("event: notification").count(), 2, "{text}");
     assert!(!text.contains(&format!("id: {id}\n")), "{text}");
+    // An id the stream never sent is refused.
+    let res = a
+        .on("acme", Method::GET, "/api/v1/events/stream")
+        .bearer_auth(&sam_token)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.status(), 422);
     // Without a token, no stream.
     let res = a
         .on("acme", Method::GET, "/api/v1/events/stream")
@@ -236,4 +251,137 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
         .await
         .expect("stream");
     assert_eq!(res.status(), 401);
+}
+
+/// The stream carries the tenant's changes as typed events, only those the
+/// caller's roles may read: all of them for administrators, the clients
+/// they manage for a role filtered to them, nothing of a model their role
+/// may not read. A reconnect resumes after the last change seen.
+#[tokio::test]
+async fn the_live_stream_carries_the_changes_the_callers_roles_may_read() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let mut ids = Vec::new();
+    for (name, role) in [("sal", "Sales"), ("rita", "Read Only")] {
+        let (s, body) = send(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/v1/users",
+            Some(
+                json!({ "email": format!("{name}@acme.test"), "full_name": name,
+                         "password": PASSWORD, "roles": [role] }),
+            ),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+        ids.push(body["id"].clone());
+    }
+    // Sales reach the clients they manage; Read Only may not read clients.
+    let (s, body) = send(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/sync/filters",
+        Some(
+            json!({ "role": "Sales", "model": "clients", "field": "assigned_manager_id",
+                     "operator": "eq", "value": "$user" }),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        "/api/v1/sync/permissions",
+        Some(json!([{ "role": "Read Only", "model": "clients", "can_pull": false, "can_push": false }])),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let open = async |token: &str, last: Option<&str>| {
+        let mut req = app
+            .on("acme", Method::GET, "/api/v1/events/stream")
+            .bearer_auth(token);
+        if let Some(l) = last {
+            req = req.header("last-event-id", l);
+        }
+        let mut res = req.send().await.expect("stream");
+        assert_eq!(res.status(), 200);
+        read_until(&mut res, 2.0, |t| t.contains("retry:")).await;
+        res
+    };
+    let (sal, _) = app.tokens("acme", "sal@acme.test", PASSWORD).await;
+    let (rita, _) = app.tokens("acme", "rita@acme.test", PASSWORD).await;
+    let mut all = open(&admin, None).await;
+    let mut mine = open(&sal, None).await;
+    let mut none = open(&rita, None).await;
+
+    for (name, manager) in [("Theirs", Value::Null), ("Mine", ids[0].clone())] {
+        let (s, _) = send(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({ "name": name, "assigned_manager_id": manager })),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let changes = |t: &str| -> Vec<Value> {
+        t.split("\n\n")
+            .filter(|m| m.contains("event: change"))
+            .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(|d| serde_json::from_str(d).expect("json"))
+            .collect()
+    };
+    let text = read_until(&mut all, 3.0, |t| changes(t).len() >= 2).await;
+    let seen = changes(&text);
+    assert_eq!(seen.len(), 2, "{text}");
+    assert!(seen.iter().all(|c| {
+        c["model"] == "clients"
+            && c["action"] == "create"
+            && c["channel"] == "rest"
+            && c["types"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("client.created")))
+    }));
+    let text = read_until(&mut mine, 3.0, |t| !changes(t).is_empty()).await;
+    let seen = changes(&text);
+    assert_eq!(seen.len(), 1, "{text}");
+    assert_eq!(seen[0]["changes"]["name"][1], "Mine", "{text}");
+    let client = seen[0]["record_id"].as_str().expect("id").to_owned();
+    let last = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .next_back()
+        .expect("an id")
+        .to_owned();
+    drop(mine);
+    let text = read_until(&mut none, 1.5, |t| t.contains("event: change")).await;
+    assert!(!text.contains("event: change"), "{text}");
+
+    // Missed while away: a status change of their client, then resumed.
+    let (s, body) = send(
+        &app,
+        &admin,
+        Method::PATCH,
+        &format!("/api/v1/clients/{client}"),
+        Some(json!({ "status": "active", "version": 1 })),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let mut mine = open(&sal, Some(&last)).await;
+    let text = read_until(&mut mine, 3.0, |t| !changes(t).is_empty()).await;
+    let seen = changes(&text);
+    assert_eq!(seen.len(), 1, "{text}");
+    assert_eq!(seen[0]["action"], "update");
+    assert!(
+        seen[0]["types"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("client.status.updated"))),
+        "{text}"
+    );
 }
