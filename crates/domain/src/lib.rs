@@ -6,6 +6,7 @@
 pub mod access;
 pub mod check;
 pub mod entity;
+pub mod events;
 pub mod journal;
 pub mod list;
 pub mod password;

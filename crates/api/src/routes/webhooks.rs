@@ -1,8 +1,9 @@
 //! Webhook endpoints and their deliveries (Administrators), and the event
 //! types there are. See docs/events.md.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
+use domain::events::{self, EventType};
 use domain::roles::{Action, Area};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ use crate::webhooks;
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(types)
+        .service(add_type)
+        .service(change_type)
+        .service(remove_type)
         .service(queue)
         .service(pause)
         .service(resume)
@@ -35,15 +39,6 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(discard);
 }
 
-#[derive(Serialize, FromQueryResult, ToSchema)]
-pub struct EventType {
-    pub name: String,
-    pub model: String,
-    pub action: String,
-    pub field: Option<String>,
-    pub enabled: bool,
-}
-
 /// The event types (Administrators).
 #[utoipa::path(tag = "events", responses((status = 200, body = Vec<EventType>)),
     security(("bearer" = [])))]
@@ -54,16 +49,80 @@ pub async fn types(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let rows = read(&state, &tenant, async |tx| {
-        EventType::find_by_statement(stmt(
-            "SELECT name, model, action, field, enabled FROM event_types ORDER BY name",
-            [],
-        ))
-        .all(tx.conn())
-        .await
-    })
-    .await?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let rows = events::list(tx.conn()).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Ok().json(rows))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFieldType {
+    /// A model, e.g. `clients`.
+    pub model: String,
+    /// One of its public fields, e.g. `city`.
+    pub field: String,
+}
+
+/// Tracks the updates of one field as an event type,
+/// `<model>.<field>.updated` (Administrators).
+#[utoipa::path(tag = "events", request_body = NewFieldType,
+    responses((status = 201, body = EventType), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+#[post("/events/types")]
+pub async fn add_type(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    body: web::Json<NewFieldType>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let made = events::add_field(tx.conn(), &body.model, &body.field).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(made))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TypeChange {
+    pub enabled: bool,
+}
+
+/// Enables or disables an event type (Administrators).
+#[utoipa::path(tag = "events", params(("name" = String, Path)), request_body = TypeChange,
+    responses((status = 200, body = EventType), (status = 404)), security(("bearer" = [])))]
+#[patch("/events/types/{name}")]
+pub async fn change_type(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    name: web::Path<String>,
+    body: web::Json<TypeChange>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    let changed = events::set_enabled(tx.conn(), &name, body.enabled).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(changed))
+}
+
+/// Removes a field's event type (Administrators); a model's own types can
+/// be disabled, not removed.
+#[utoipa::path(tag = "events", params(("name" = String, Path)),
+    responses((status = 204), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[delete("/events/types/{name}")]
+pub async fn remove_type(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    events::remove_field(tx.conn(), &name).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Serialize, FromQueryResult, ToSchema)]

@@ -544,3 +544,176 @@ async fn nothing_is_lost_when_the_server_is_killed_mid_delivery() {
         );
     }
 }
+
+/// Administrators track a field's updates as an event type of its own,
+/// disable types (no events then) and remove field types; a model's own
+/// types, private fields and other roles are refused.
+#[tokio::test]
+async fn administrators_choose_the_tracked_types_and_fields() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let (s, made) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/events/types",
+        Some(json!({ "model": "clients", "field": "city" })),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["name"], "client.city.updated");
+    for (body, status) in [
+        (json!({ "model": "clients", "field": "city" }), 409),
+        (json!({ "model": "users", "field": "password_hash" }), 422),
+        (json!({ "model": "clients", "field": "id" }), 422),
+        (json!({ "model": "planets", "field": "name" }), 422),
+        (json!({ "model": "clients", "field": "ci\u{0}ty" }), 422),
+    ] {
+        let (s, answer) = send(
+            &app,
+            &token,
+            Method::POST,
+            "/api/v1/events/types",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, status, "{body}: {answer}");
+    }
+    let (url, seen) = receiver(0).await;
+    let (s, endpoint) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "event_types": ["client.city.updated", "client.created"] })),
+    )
+    .await;
+    assert_eq!(s, 201, "{endpoint}");
+    let (s, client) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "A" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let path = format!("/api/v1/clients/{}", client["id"].as_str().expect("id"));
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({ "city": "Porto", "version": 1 })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    until(&seen, 10, |s| s.len() == 2).await;
+    let types = |s: &[(String, String, String, String)]| -> Vec<String> {
+        s.iter()
+            .map(|(_, _, _, body)| {
+                serde_json::from_str::<Value>(body).expect("json")["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(
+        types(&seen.lock().expect("log")),
+        ["client.created", "client.city.updated"]
+    );
+
+    // Disabled: no event of it.
+    let (s, changed) = send(
+        &app,
+        &token,
+        Method::PATCH,
+        "/api/v1/events/types/client.city.updated",
+        Some(json!({ "enabled": false })),
+    )
+    .await;
+    assert_eq!(s, 200, "{changed}");
+    assert_eq!(changed["enabled"], false);
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({ "city": "Faro", "version": 2 })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "B" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    until(&seen, 10, |s| s.len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        types(&seen.lock().expect("log")),
+        ["client.created", "client.city.updated", "client.created"]
+    );
+
+    // Removing: field types only.
+    for (name, status) in [
+        ("client.created", 409),
+        ("client.city.updated", 204),
+        ("client.city.updated", 404),
+        ("client.%00", 422),
+    ] {
+        let (s, answer) = send(
+            &app,
+            &token,
+            Method::DELETE,
+            &format!("/api/v1/events/types/{name}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, status, "{name}: {answer}");
+    }
+    let (s, all) = send(&app, &token, Method::GET, "/api/v1/events/types", None).await;
+    assert_eq!(s, 200);
+    assert!(
+        all.as_array()
+            .is_some_and(|a| a.iter().any(|t| t["name"] == "task.status.updated")
+                && !a.iter().any(|t| t["name"] == "client.city.updated"))
+    );
+
+    // Other roles: refused.
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({ "email": "sal@acme.test", "full_name": "Sal", "password": PASSWORD, "roles": ["Sales"] })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (sal, _) = app.tokens("acme", "sal@acme.test", PASSWORD).await;
+    let (s, _) = send(
+        &app,
+        &sal,
+        Method::POST,
+        "/api/v1/events/types",
+        Some(json!({ "model": "clients", "field": "city" })),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = send(
+        &app,
+        &sal,
+        Method::PATCH,
+        "/api/v1/events/types/client.created",
+        Some(json!({ "enabled": false })),
+    )
+    .await;
+    assert_eq!(s, 403);
+}
