@@ -150,6 +150,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
+/// `<slug>: deliveries running; 3 waiting (the oldest 1.2 s), 0 failed`.
+fn queue_line(slug: &str, q: &tenancy::deliveries::TenantQueue) -> String {
+    format!(
+        "{slug}: deliveries {}; {} waiting{}, {} failed",
+        if q.paused { "paused" } else { "running" },
+        q.pending,
+        q.oldest_pending_secs
+            .map(|a| format!(" (the oldest {a:.1} s)"))
+            .unwrap_or_default(),
+        q.failed
+    )
+}
+
 /// `events status|pause|resume`, for the platform or one tenant.
 async fn events(
     ctx: &Context,
@@ -168,14 +181,25 @@ async fn events(
         }
         let state = deliveries::platform(&ctx.db).await?;
         ctx.out.emit(&state, || match &state {
-            Some(s) => format!(
-                "platform deliveries {}; {} tenant signal(s) due{}",
-                if s.paused { "paused" } else { "running" },
-                s.signals,
-                s.oldest_signal_secs
-                    .map(|a| format!(", the oldest {a:.1} s"))
-                    .unwrap_or_default()
-            ),
+            Some(s) => {
+                let mut text = format!(
+                    "platform deliveries {}; {} tenant signal(s) due{}; {} waiting{}, {} failed",
+                    if s.paused { "paused" } else { "running" },
+                    s.signals,
+                    s.oldest_signal_secs
+                        .map(|a| format!(", the oldest {a:.1} s"))
+                        .unwrap_or_default(),
+                    s.pending,
+                    s.oldest_pending_secs
+                        .map(|a| format!(" (the oldest {a:.1} s)"))
+                        .unwrap_or_default(),
+                    s.failed,
+                );
+                for t in &s.tenants {
+                    text.push_str(&format!("\n  {}", queue_line(&t.tenant, &t.queue)));
+                }
+                text
+            }
             None => "no event control row: run `migrator shared up`".into(),
         });
         return Ok(ExitCode::SUCCESS);
@@ -187,18 +211,7 @@ async fn events(
     }
     let state = deliveries::tenant(tx.conn()).await?;
     tx.commit().await?;
-    ctx.out.emit(&state, || {
-        format!(
-            "{slug}: deliveries {}; {} waiting{}, {} failed",
-            if state.paused { "paused" } else { "running" },
-            state.pending,
-            state
-                .oldest_pending_secs
-                .map(|a| format!(" (the oldest {a:.1} s)"))
-                .unwrap_or_default(),
-            state.failed
-        )
-    });
+    ctx.out.emit(&state, || queue_line(slug, &state));
     Ok(ExitCode::SUCCESS)
 }
 

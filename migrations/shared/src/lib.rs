@@ -10,6 +10,7 @@ mod m20261122_000003_create_sync_functions;
 mod m20261123_000004_create_operator_sessions;
 mod m20261123_000005_create_signup_verifications;
 mod m20261124_000006_create_event_signals;
+mod m20261124_000007_create_event_tenants;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_operator_sessions::Migration),
             Box::new(m20261123_000005_create_signup_verifications::Migration),
             Box::new(m20261124_000006_create_event_signals::Migration),
+            Box::new(m20261124_000007_create_event_tenants::Migration),
         ]
     }
 }

@@ -21,6 +21,7 @@ mod m20261124_000010_note_writing_devices;
 mod m20261124_000011_create_journal;
 mod m20261124_000012_create_events;
 mod m20261124_000013_create_notifications;
+mod m20261124_000014_note_event_tenants;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_create_journal::Migration),
             Box::new(m20261124_000012_create_events::Migration),
             Box::new(m20261124_000013_create_notifications::Migration),
+            Box::new(m20261124_000014_note_event_tenants::Migration),
         ]
     }
 }

@@ -367,6 +367,7 @@ async fn operator_token(db: &TestDb, app: &TestApp) -> String {
 async fn paused_deliveries_accumulate_and_all_go_out_on_resume() {
     let db = TestDb::new(2).await;
     tenant_with_admin(&db, "acme", PASSWORD).await;
+    tenant_with_admin(&db, "globex", PASSWORD).await;
     let app = spawn_app(&db, 4).await;
     let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
     let ops = operator_token(&db, &app).await;
@@ -419,6 +420,34 @@ async fn paused_deliveries_accumulate_and_all_go_out_on_resume() {
     assert!(seen.lock().expect("log").is_empty());
     let (_, queue) = send(&app, &token, Method::GET, "/api/v1/events/queue", None).await;
     assert_eq!(queue["pending"], 100, "{queue}");
+    // Operators see each tenant with endpoints and the total; a tenant
+    // without endpoints is not read.
+    let platform_queue = async || -> Value {
+        app.client
+            .get(format!("{}/api/v1/platform/events", app.address))
+            .header(reqwest::header::HOST, "localhost")
+            .bearer_auth(&ops)
+            .send()
+            .await
+            .expect("queue")
+            .json()
+            .await
+            .expect("json")
+    };
+    let all = platform_queue().await;
+    assert_eq!(
+        (all["paused"].clone(), all["pending"].clone()),
+        (json!(true), json!(100)),
+        "{all}"
+    );
+    assert_eq!(all["tenants"].as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all["tenants"][0]["tenant"], "acme", "{all}");
+    assert_eq!(all["tenants"][0]["pending"], 100, "{all}");
+    assert_eq!(all["tenants"][0]["paused"], true, "{all}");
+    assert!(
+        all["oldest_pending_secs"].as_f64().is_some_and(|a| a > 0.0),
+        "{all}"
+    );
     // The tenant resumes; the platform is still paused.
     let (s, _) = send(&app, &token, Method::POST, "/api/v1/events/resume", None).await;
     assert_eq!(s, 200);
@@ -435,6 +464,26 @@ async fn paused_deliveries_accumulate_and_all_go_out_on_resume() {
     assert_eq!((seen.len(), ids.len()), (100, 100), "each event once");
     let (_, queue) = send(&app, &token, Method::GET, "/api/v1/events/queue", None).await;
     assert_eq!(queue["pending"], 0, "{queue}");
+    let all = platform_queue().await;
+    assert_eq!(
+        (all["pending"].clone(), all["failed"].clone()),
+        (json!(0), json!(0)),
+        "{all}"
+    );
+    // Without endpoints, the tenant is no longer read.
+    let (_, endpoints) = send(&app, &token, Method::GET, "/api/v1/webhooks", None).await;
+    let id = endpoints[0]["id"].as_str().expect("id");
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/api/v1/webhooks/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let all = platform_queue().await;
+    assert_eq!(all["tenants"], json!([]), "{all}");
 }
 
 #[tokio::test]
