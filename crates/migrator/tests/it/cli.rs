@@ -205,6 +205,13 @@ async fn events_pause_and_resume_on_the_platform_and_per_tenant() {
     };
     let s = state(&["events", "status", "--json"]).await;
     assert_eq!(s["paused"], false, "{s}");
+    // No tenant has endpoints yet: nothing waiting, no tenant listed.
+    assert_eq!(
+        (s["pending"].clone(), s["failed"].clone()),
+        (0.into(), 0.into()),
+        "{s}"
+    );
+    assert_eq!(s["tenants"], serde_json::json!([]), "{s}");
     let s = state(&["events", "pause", "--json"]).await;
     assert_eq!(s["paused"], true, "{s}");
     let s = state(&["events", "resume", "--json"]).await;
