@@ -9,7 +9,9 @@
 //! lease ends and leaving a signal due at the lease's end: if the process
 //! dies mid-delivery, another takes the deliveries up when the lease ends.
 //! Failures are retried with exponential backoff and jitter until
-//! `events.max_attempts`, then FAILED (the dead letter). Delivery is at
+//! `events.max_attempts`, then FAILED (the dead letter). One record's
+//! deliveries to one endpoint go in order: a delivery is claimed only when
+//! none before it of the same record and endpoint waits or is in flight. Delivery is at
 //! least once: a receiver deduplicates by `webhook-id`, which stays the same
 //! across attempts.
 
@@ -155,6 +157,12 @@ struct Outcome {
     latency_ms: f64,
     error: Option<String>,
 }
+
+/// A delivery `q` with none before it of the same record and endpoint
+/// still waiting or in flight: the deliveries that may go now.
+const FIRST_OF_ITS_RECORD: &str = "NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+     WHERE p.endpoint_id = q.endpoint_id AND p.record_id = q.record_id \
+       AND p.id < q.id AND p.status IN ('PENDING', 'PROCESSING'))";
 
 /// Deliveries one claim takes, sent concurrently.
 const BATCH: i64 = 200;
@@ -331,27 +339,36 @@ async fn drain(
             return Ok(());
         }
         let claimed = Claimed::find_by_statement(stmt(
-            "UPDATE webhook_deliveries d \
+            &format!(
+                "UPDATE webhook_deliveries d \
                 SET status = 'PROCESSING', attempts = d.attempts + 1, \
                     locked_until = now() + make_interval(secs => $1) \
-               FROM (SELECT id FROM webhook_deliveries \
-                      WHERE next_at <= now() AND (status = 'PENDING' \
-                            OR (status = 'PROCESSING' AND locked_until < now())) \
-                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c, \
+               FROM (SELECT q.id FROM webhook_deliveries q \
+                      WHERE q.next_at <= now() AND (q.status = 'PENDING' \
+                            OR (q.status = 'PROCESSING' AND q.locked_until < now())) \
+                        AND {FIRST_OF_ITS_RECORD} \
+                      ORDER BY q.id LIMIT $2 FOR UPDATE OF q SKIP LOCKED) c, \
                     webhook_endpoints w, events e \
               WHERE d.id = c.id AND w.id = d.endpoint_id AND e.id = d.event_id \
-             RETURNING d.id, d.attempts, w.url, w.secret, e.payload",
+             RETURNING d.id, d.attempts, w.url, w.secret, e.payload"
+            ),
             [lease.as_secs_f64().into(), BATCH.into()],
         ))
         .all(tx.conn())
         .await?;
         if claimed.is_empty() {
             // Deliveries waiting for a later attempt get a signal at the
-            // earliest: each signal taken leaves at most one behind.
+            // earliest: each signal taken leaves at most one behind. (One
+            // due now is held by another dispatcher: look again shortly.)
             tx.conn()
                 .execute_raw(stmt(
-                    "SELECT public.signal_events($1, min(next_at)) FROM webhook_deliveries \
-                     WHERE status = 'PENDING' HAVING min(next_at) IS NOT NULL",
+                    &format!(
+                        "SELECT public.signal_events($1, \
+                                greatest(min(q.next_at), now() + interval '200 milliseconds')) \
+                           FROM webhook_deliveries q \
+                          WHERE q.status = 'PENDING' AND {FIRST_OF_ITS_RECORD} \
+                         HAVING min(q.next_at) IS NOT NULL"
+                    ),
                     [schema.into()],
                 ))
                 .await?;

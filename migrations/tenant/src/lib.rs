@@ -22,6 +22,7 @@ mod m20261124_000011_create_journal;
 mod m20261124_000012_create_events;
 mod m20261124_000013_create_notifications;
 mod m20261124_000014_note_event_tenants;
+mod m20261124_000015_order_deliveries_per_record;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000012_create_events::Migration),
             Box::new(m20261124_000013_create_notifications::Migration),
             Box::new(m20261124_000014_note_event_tenants::Migration),
+            Box::new(m20261124_000015_order_deliveries_per_record::Migration),
         ]
     }
 }

@@ -766,3 +766,80 @@ async fn administrators_choose_the_tracked_types_and_fields() {
     .await;
     assert_eq!(s, 403);
 }
+
+/// One record's events reach an endpoint in order: while the first is
+/// being retried, the later ones wait for it.
+#[tokio::test]
+async fn a_records_events_arrive_in_order_even_across_retries() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (token, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let (url, seen) = receiver(1).await;
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "event_types": ["client.created", "client.updated"] })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, client) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "A" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    // The creation's first delivery fails (the receiver answers 500).
+    until(&seen, 10, |s| !s.is_empty()).await;
+    let path = format!("/api/v1/clients/{}", client["id"].as_str().expect("id"));
+    for (version, city) in [(1, "Porto"), (2, "Faro")] {
+        let (s, _) = send(
+            &app,
+            &token,
+            Method::PATCH,
+            &path,
+            Some(json!({ "city": city, "version": version })),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    // Another record is not held up by this one.
+    let (s, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "B" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    until(&seen, 15, |s| s.len() == 5).await;
+    let log: Vec<(String, i64, String)> = seen
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|(id, _, _, body)| {
+            let v: Value = serde_json::from_str(body).expect("json");
+            (
+                id.clone(),
+                v["version"].as_i64().unwrap_or(0),
+                v["record_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let a = client["id"].as_str().expect("id");
+    let versions: Vec<i64> = log
+        .iter()
+        .filter(|(_, _, r)| r == a)
+        .map(|(_, v, _)| *v)
+        .collect();
+    assert_eq!(versions, [1, 1, 2, 3], "{log:?}");
+    // B went out while A's creation waited for its retry.
+    let b = log.iter().position(|(_, _, r)| r != a).expect("B");
+    assert!(b < 2, "{log:?}");
+}
