@@ -50,30 +50,16 @@ fn record(i: usize) -> Value {
     })
 }
 
-#[tokio::main]
-async fn main() {
-    let n: usize = env_or("BENCH_RECORDS", 100_000);
-    let batch: usize = env_or("BENCH_BATCH", 5_000);
-    let Ok(bin) = std::env::var("SERVER_BIN") else {
-        eprintln!("SERVER_BIN is not set: run `just bench-sync`");
-        return;
-    };
-    let settings: Settings = tenancy::config::load().expect("configuration");
-    let keys = TokenKeys::new(&settings.auth.jwt_secret, 3600, 3600);
-    let db = TestDb::new(4).await;
+/// A tenant with an administrator, and an access token of theirs.
+async fn tenant(db: &TestDb, keys: &TokenKeys, slug: &str) -> (tenancy::Tenant, String) {
     let admin = FirstAdmin {
-        email: "admin@bench.test".into(),
+        email: format!("admin@{slug}.test"),
         full_name: "Admin".into(),
         password_hash: "not-used".into(),
     };
-    let new = NewTenant::new(
-        Slug::parse("bench").expect("slug"),
-        "Bench",
-        &[],
-        "localhost",
-    )
-    .expect("tenant")
-    .with_admin(admin);
+    let new = NewTenant::new(Slug::parse(slug).expect("slug"), slug, &[], "localhost")
+        .expect("tenant")
+        .with_admin(admin);
     let tenant = db.registry().create(&new).await.expect("create");
     let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
     let admin_id: Uuid = tx
@@ -97,6 +83,84 @@ async fn main() {
             vec!["Administrators".into()],
         )
         .expect("token");
+    (tenant, token)
+}
+
+/// Pushes to one tenant.
+#[derive(Clone, Copy)]
+struct Pusher<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    host: &'a str,
+    token: &'a str,
+    batch: usize,
+}
+
+impl Pusher<'_> {
+    /// Pushes `ids` in batches, as creates, or as updates of records at
+    /// `base_version`; the seconds it took.
+    async fn push(&self, ids: &[Uuid], base_version: Option<i64>, mutation: &mut i64) -> f64 {
+        let started = Instant::now();
+        for (c, chunk) in ids.chunks(self.batch).enumerate() {
+            let mutations: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, id)| {
+                    *mutation += 1;
+                    match base_version {
+                        None => json!({ "mutation_id": *mutation, "op": "create",
+                                        "model": "clients", "id": id,
+                                        "fields": record(c * self.batch + j) }),
+                        Some(v) => json!({ "mutation_id": *mutation, "op": "update",
+                                           "model": "clients", "id": id, "base_version": v,
+                                           "fields": { "city": "Porto", "status": "inactive" } }),
+                    }
+                })
+                .collect();
+            let res = self
+                .http
+                .post(format!("{}/api/v1/sync/push", self.base))
+                .header(reqwest::header::HOST, self.host)
+                .bearer_auth(self.token)
+                .json(&json!({ "client_id": "bench", "mutations": mutations }))
+                .send()
+                .await
+                .expect("push");
+            assert!(
+                res.status().is_success(),
+                "{}",
+                res.text().await.unwrap_or_default()
+            );
+        }
+        started.elapsed().as_secs_f64()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = env_or("BENCH_RECORDS", 100_000);
+    let batch: usize = env_or("BENCH_BATCH", 5_000);
+    let Ok(bin) = std::env::var("SERVER_BIN") else {
+        eprintln!("SERVER_BIN is not set: run `just bench-sync`");
+        return;
+    };
+    let settings: Settings = tenancy::config::load().expect("configuration");
+    let keys = TokenKeys::new(&settings.auth.jwt_secret, 3600, 3600);
+    let db = TestDb::new(4).await;
+    let (_, token) = tenant(&db, &keys, "bench").await;
+    // The same pushes to a tenant whose journal triggers are off: the
+    // journal's cost, measured in the same run.
+    let (quiet, quiet_token) = tenant(&db, &keys, "quiet").await;
+    let tx = TenantTx::begin(&db.db, &quiet).await.expect("tx");
+    for op in ["insert", "update", "delete"] {
+        tx.conn()
+            .execute_unprepared(&format!(
+                "ALTER TABLE clients DISABLE TRIGGER clients_journal_{op}"
+            ))
+            .await
+            .expect("journal off");
+    }
+    tx.commit().await.expect("commit");
 
     let server = Server::start_with(
         &bin,
@@ -116,62 +180,35 @@ async fn main() {
     };
     println!("== sync benchmark ({n} records, push batches of {batch}) ==");
 
-    // Push: creates.
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let started = Instant::now();
+    let quiet_ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
     let mut mutation = 0i64;
-    for chunk in ids.chunks(batch).enumerate() {
-        let (c, chunk) = chunk;
-        let mutations: Vec<Value> = chunk
-            .iter()
-            .enumerate()
-            .map(|(j, id)| {
-                mutation += 1;
-                json!({ "mutation_id": mutation, "op": "create", "model": "clients", "id": id,
-                        "fields": record(c * batch + j) })
-            })
-            .collect();
-        let res = post(
-            "/api/v1/sync/push",
-            json!({ "client_id": "bench", "mutations": mutations }),
-        )
-        .await
-        .expect("push");
-        assert!(
-            res.status().is_success(),
-            "{}",
-            res.text().await.unwrap_or_default()
-        );
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let bench = Pusher {
+        http: &http,
+        base: &base,
+        host: "bench.localhost",
+        token: &token,
+        batch,
+    };
+    let off = Pusher {
+        host: "quiet.localhost",
+        token: &quiet_token,
+        ..bench
+    };
+    let rate = |secs: f64| n as f64 / secs;
+    let quiet_creates = rate(off.push(&quiet_ids, None, &mut mutation).await);
+    let creates = rate(bench.push(&ids, None, &mut mutation).await);
     println!(
-        "push, creates: {:.0} records/s ({n} in {secs:.2} s)",
-        n as f64 / secs
+        "push, creates: {creates:.0} records/s; with the journal off {quiet_creates:.0} \
+         ({:+.0} %)",
+        (creates / quiet_creates - 1.0) * 100.0
     );
-
-    // Push: updates of the same records.
-    let started = Instant::now();
-    for chunk in ids.chunks(batch) {
-        let mutations: Vec<Value> = chunk
-            .iter()
-            .map(|id| {
-                mutation += 1;
-                json!({ "mutation_id": mutation, "op": "update", "model": "clients", "id": id,
-                        "base_version": 1, "fields": { "city": "Porto", "status": "inactive" } })
-            })
-            .collect();
-        let res = post(
-            "/api/v1/sync/push",
-            json!({ "client_id": "bench", "mutations": mutations }),
-        )
-        .await
-        .expect("push");
-        assert!(res.status().is_success());
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let quiet_updates = rate(off.push(&quiet_ids, Some(1), &mut mutation).await);
+    let updates = rate(bench.push(&ids, Some(1), &mut mutation).await);
     println!(
-        "push, updates: {:.0} records/s ({n} in {secs:.2} s)",
-        n as f64 / secs
+        "push, updates: {updates:.0} records/s; with the journal off {quiet_updates:.0} \
+         ({:+.0} %)",
+        (updates / quiet_updates - 1.0) * 100.0
     );
 
     // Pull: a full initial sync, in pages of 10,000.

@@ -9,7 +9,7 @@
 //! notice per write would serialise every commit of the database). A
 //! stream also looks every few seconds (a missed notice delays, never
 //! loses) and sends a heartbeat comment every 15 s. Each message's id is
-//! `<notification id>-<journal id>`, the position in both, so
+//! `<notification id>-<journal position>`, the position in both, so
 //! `Last-Event-ID` resumes both.
 
 use std::sync::Arc;
@@ -31,20 +31,55 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// How often a stream that carries changes reads the journal.
 const CHANGES_EVERY: Duration = Duration::from_secs(1);
 
+/// A position in the journal: entries are read in (transaction, id)
+/// order, and only those of transactions below the oldest still running,
+/// so an entry committed late by a long transaction is never skipped
+/// (ids alone are taken in one order and committed in another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub txid: i64,
+    pub id: i64,
+}
+
+impl Position {
+    /// `<txid>.<id>`, as in the stream's message ids.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (txid, id) = s.split_once('.')?;
+        Some(Self {
+            txid: txid.parse().ok().filter(|t| *t >= 0)?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.txid, self.id)
+    }
+}
+
 /// The journal entries a caller may read, as typed events: a statement
-/// whose `$1` is the last entry sent.
+/// whose `$1` and `$2` are the position after which to read.
 pub struct Changes {
     sql: String,
     values: Vec<sea_orm::Value>,
-    pub last: i64,
+    pub last: Position,
 }
 
 impl Changes {
     /// The changes `perms` may read, after journal entry `last`; `None`
     /// when they may read no model. A model with row filters yields only
     /// changes of records that pass them now (so not their deletions).
-    pub fn new(perms: &domain::access::Permissions, caller: Uuid, last: i64) -> Option<Self> {
-        let mut values: Vec<sea_orm::Value> = vec![last.into()];
+    ///
+    /// `seen`: a snapshot (`pg_snapshot` as text) whose committed changes
+    /// the caller has no need of (a new stream starts from now).
+    pub fn new(
+        perms: &domain::access::Permissions,
+        caller: Uuid,
+        last: Position,
+        seen: Option<String>,
+    ) -> Option<Self> {
+        let mut values: Vec<sea_orm::Value> = vec![last.txid.into(), last.id.into(), seen.into()];
         let mut visible = Vec::new();
         for spec in domain::record::models() {
             match perms.read(spec) {
@@ -69,18 +104,23 @@ impl Changes {
         // types it makes, or none when the caller may not read it or it
         // makes no enabled type (the position moves past it either way).
         let sql = format!(
-            "WITH scanned AS (SELECT * FROM journal WHERE id > $1 ORDER BY id LIMIT 500), \
+            "WITH scanned AS ( \
+                SELECT *, (txid::text)::bigint AS tx FROM journal \
+                 WHERE (txid::text)::bigint >= $1 AND ((txid::text)::bigint, id) > ($1, $2) \
+                   AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND ($3::text IS NULL OR NOT pg_visible_in_snapshot(txid, $3::text::pg_snapshot)) \
+                 ORDER BY txid, id LIMIT 500), \
              typed AS ( \
                 SELECT j.id, array_agg(t.name ORDER BY t.name) AS types FROM scanned j \
                   JOIN event_types t ON t.enabled AND t.model = j.model AND t.action = j.action \
                                     AND (t.field IS NULL OR j.changes ? t.field) \
                  WHERE {} GROUP BY j.id) \
-             SELECT s.id, CASE WHEN y.id IS NOT NULL THEN json_build_object( \
+             SELECT s.tx, s.id, CASE WHEN y.id IS NOT NULL THEN json_build_object( \
                     'types', y.types, 'model', s.model, 'record_id', s.record_id, \
                     'action', s.action, 'version', s.version, 'changes', s.changes, \
                     'actor', s.actor, 'user_id', s.user_id, 'channel', s.channel, \
                     'request_id', s.request_id, 'at', s.at, 'journal_id', s.id)::text END \
-               FROM scanned s LEFT JOIN typed y ON y.id = s.id ORDER BY s.id",
+               FROM scanned s LEFT JOIN typed y ON y.id = s.id ORDER BY s.tx, s.id",
             visible.join(" OR ")
         );
         Some(Self { sql, values, last })
@@ -93,7 +133,8 @@ impl Changes {
         note: i64,
         out: &mut String,
     ) -> Result<(), ApiError> {
-        self.values[0] = self.last.into();
+        self.values[0] = self.last.txid.into();
+        self.values[1] = self.last.id.into();
         let rows = conn
             .query_all_raw(sea_orm::Statement::from_sql_and_values(
                 sea_orm::DbBackend::Postgres,
@@ -102,10 +143,15 @@ impl Changes {
             ))
             .await?;
         for r in &rows {
-            let id: i64 = r.try_get_by_index(0)?;
-            self.last = id;
-            if let Some(body) = r.try_get_by_index::<Option<String>>(1)? {
-                out.push_str(&format!("id: {note}-{id}\nevent: change\ndata: {body}\n\n"));
+            self.last = Position {
+                txid: r.try_get_by_index(0)?,
+                id: r.try_get_by_index(1)?,
+            };
+            if let Some(body) = r.try_get_by_index::<Option<String>>(2)? {
+                out.push_str(&format!(
+                    "id: {note}-{}\nevent: change\ndata: {body}\n\n",
+                    self.last
+                ));
             }
         }
         Ok(())
@@ -211,7 +257,8 @@ pub fn events(
                 ))
                 .await?;
             let mut out = String::new();
-            let change = s.changes.as_ref().map_or(0, |c| c.last);
+            let change = s.changes.as_ref().map(|c| c.last.to_string());
+            let change = change.as_deref().unwrap_or("0.0");
             for r in &rows {
                 let id: i64 = r.try_get_by_index(0)?;
                 let body: String = r.try_get_by_index(1)?;

@@ -23,6 +23,7 @@ mod m20261124_000012_create_events;
 mod m20261124_000013_create_notifications;
 mod m20261124_000014_note_event_tenants;
 mod m20261124_000015_order_deliveries_per_record;
+mod m20261124_000016_index_journal_by_transaction;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000013_create_notifications::Migration),
             Box::new(m20261124_000014_note_event_tenants::Migration),
             Box::new(m20261124_000015_order_deliveries_per_record::Migration),
+            Box::new(m20261124_000016_index_journal_by_transaction::Migration),
         ]
     }
 }

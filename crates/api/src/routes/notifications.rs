@@ -152,7 +152,7 @@ pub async fn read_all(
 /// The live stream (Server-Sent Events): the caller's notifications
 /// (`event: notification`) and the tenant's changes their roles may read,
 /// as typed events (`event: change`, see docs/events.md); heartbeats every
-/// 15 s. Each message's id is `<notification id>-<journal id>`: a client
+/// 15 s. Each message's id is `<notification id>-<journal position>`: a client
 /// that reconnects with `Last-Event-ID` gets what it missed; a new one gets
 /// what comes from now on.
 #[utoipa::path(tag = "notifications",
@@ -170,7 +170,10 @@ pub async fn stream(
                 .ok()
                 .and_then(|s| {
                     let (note, change) = s.trim().split_once('-')?;
-                    Some((note.parse::<i64>().ok()?, change.parse::<i64>().ok()?))
+                    Some((
+                        note.parse::<i64>().ok()?,
+                        crate::stream::Position::parse(change)?,
+                    ))
                 })
                 .ok_or_else(|| {
                     ApiError::field("Last-Event-ID", "must be an id this stream sent")
@@ -180,23 +183,34 @@ pub async fn stream(
     };
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let perms = domain::access::Permissions::load(tx.conn(), &user.roles).await?;
-    let (note, change) = match resume {
-        Some(ids) => ids,
+    let (note, change, seen) = match resume {
+        Some((note, change)) => (note, change, None),
         None => {
             let row = tx
                 .conn()
                 .query_one_raw(stmt(
                     "SELECT (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = $1), \
-                            (SELECT coalesce(max(id), 0) FROM journal)",
+                            (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint, \
+                            pg_current_snapshot()::text",
                     [user.id.into()],
                 ))
                 .await?
                 .ok_or(ApiError::NotFound("no position"))?;
-            (row.try_get_by_index(0)?, row.try_get_by_index(1)?)
+            // From now: every transaction below the horizon is over, and
+            // those committed above it are skipped as seen.
+            let position = crate::stream::Position {
+                txid: row.try_get_by_index(1)?,
+                id: 0,
+            };
+            (
+                row.try_get_by_index(0)?,
+                position,
+                Some(row.try_get_by_index::<String>(2)?),
+            )
         }
     };
     tx.commit().await?;
-    let changes = crate::stream::Changes::new(&perms, user.id, change);
+    let changes = crate::stream::Changes::new(&perms, user.id, change, seen);
     let wake = state.wakeups.subscribe();
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

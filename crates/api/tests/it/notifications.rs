@@ -206,7 +206,9 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
         .expect("an id");
     assert!(
         id.split_once('-')
-            .is_some_and(|(n, j)| n.parse::<i64>().is_ok() && j.parse::<i64>().is_ok()),
+            .is_some_and(|(n, j)| n.parse::<i64>().is_ok()
+                && j.split_once('.')
+                    .is_some_and(|(t, i)| t.parse::<i64>().is_ok() && i.parse::<i64>().is_ok())),
         "{id}"
     );
     drop(res);
@@ -383,5 +385,55 @@ async fn the_live_stream_carries_the_changes_the_callers_roles_may_read() {
             .as_array()
             .is_some_and(|t| t.contains(&json!("client.status.updated"))),
         "{text}"
+    );
+}
+
+/// A change committed late by a transaction that began writing before
+/// others committed is not skipped: the stream reads the journal in
+/// transaction order, up to the oldest transaction still running.
+#[tokio::test]
+async fn a_change_committed_late_still_reaches_the_stream() {
+    let db = TestDb::new(2).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let mut res = app
+        .on("acme", Method::GET, "/api/v1/events/stream")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("stream");
+    read_until(&mut res, 2.0, |t| t.contains("retry:")).await;
+    // An operator's SQL takes its journal entry first and commits last.
+    let slow = tenancy::TenantTx::begin(&db.db, &tenant)
+        .await
+        .expect("begin");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        slow.conn(),
+        "INSERT INTO clients (id, name, status, version, created_at, updated_at) \
+         VALUES (gen_random_uuid(), 'Slow', 'lead', 1, now(), now())",
+    )
+    .await
+    .expect("insert");
+    let (s, _) = send(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({ "name": "Quick" })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let text = read_until(&mut res, 2.5, |t| t.contains("Quick")).await;
+    assert!(
+        !text.contains("Quick"),
+        "sent before an older transaction ended: {text}"
+    );
+    slow.commit().await.expect("commit");
+    let text = read_until(&mut res, 3.0, |t| t.contains("Quick") && t.contains("Slow")).await;
+    assert!(text.contains("Slow") && text.contains("Quick"), "{text}");
+    assert!(
+        text.find("Slow") < text.find("Quick"),
+        "in transaction order: {text}"
     );
 }
