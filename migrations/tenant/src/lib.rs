@@ -24,6 +24,7 @@ mod m20261124_000013_create_notifications;
 mod m20261124_000014_note_event_tenants;
 mod m20261124_000015_order_deliveries_per_record;
 mod m20261124_000016_index_journal_by_transaction;
+mod m20261124_000017_journal_diff_once;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000014_note_event_tenants::Migration),
             Box::new(m20261124_000015_order_deliveries_per_record::Migration),
             Box::new(m20261124_000016_index_journal_by_transaction::Migration),
+            Box::new(m20261124_000017_journal_diff_once::Migration),
         ]
     }
 }
