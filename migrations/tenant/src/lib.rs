@@ -25,6 +25,7 @@ mod m20261124_000014_note_event_tenants;
 mod m20261124_000015_order_deliveries_per_record;
 mod m20261124_000016_index_journal_by_transaction;
 mod m20261124_000017_journal_diff_once;
+mod m20261124_000018_journal_functions_per_table;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000015_order_deliveries_per_record::Migration),
             Box::new(m20261124_000016_index_journal_by_transaction::Migration),
             Box::new(m20261124_000017_journal_diff_once::Migration),
+            Box::new(m20261124_000018_journal_functions_per_table::Migration),
         ]
     }
 }

@@ -14,7 +14,7 @@ pub struct Migration;
 
 /// The journaled tables, their model names, and the columns left out
 /// besides `version`, `created_at` and `updated_at`.
-const JOURNALED: &[(&str, &str, &[&str])] = &[
+pub(crate) const JOURNALED: &[(&str, &str, &[&str])] = &[
     ("branches", "branches", &[]),
     (
         "users",

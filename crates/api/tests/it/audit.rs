@@ -168,6 +168,54 @@ async fn every_change_is_journaled_once_with_its_author_and_channel() {
     assert!(!h.iter().any(|e| e.to_string().contains("Never")));
 }
 
+/// Each journaled table's trigger function names every column of its
+/// table but the private and bookkeeping ones, and none of those: a column
+/// added without reinstalling the function would go unjournaled.
+#[tokio::test]
+async fn every_column_of_every_journaled_table_is_journaled() {
+    let db = TestDb::new(2).await;
+    let tenant = tenant_with_admin(&db, "acme", PASSWORD).await;
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
+    let never = ["id", "version", "created_at", "updated_at"];
+    let private = ["password_hash", "credentials_epoch", "last_login_at"];
+    for table in ["branches", "users", "clients", "contacts", "tasks", "notes"] {
+        let source: String = tx
+            .conn()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT prosrc FROM pg_proc WHERE oid = 'journal_{table}()'::regprocedure"),
+            ))
+            .await
+            .expect("function")
+            .expect("row")
+            .try_get_by_index(0)
+            .expect("source");
+        let columns: Vec<String> = tx
+            .conn()
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = '{table}'::regclass \
+                     AND attnum > 0 AND NOT attisdropped"
+                ),
+            ))
+            .await
+            .expect("columns")
+            .iter()
+            .map(|r| r.try_get_by_index(0).expect("name"))
+            .collect();
+        for c in &columns {
+            let named = source.contains(&format!("'{c}'"));
+            if never.contains(&c.as_str()) || private.contains(&c.as_str()) {
+                assert!(!named, "{table}.{c} is journaled");
+            } else {
+                assert!(named, "{table}.{c} is not journaled");
+            }
+        }
+    }
+    tx.commit().await.expect("commit");
+}
+
 #[tokio::test]
 async fn private_fields_never_enter_the_journal() {
     let db = TestDb::new(2).await;
