@@ -133,6 +133,24 @@ async fn main() {
         .collect()
         .await;
     let one = vec![targets[0].clone()];
+    // A tenant whose journal triggers are off: the journal's cost on
+    // creates, in the same run.
+    let quiet = tenant(&db, &keys, "quiet").await;
+    let t = db
+        .registry()
+        .get(&Slug::parse("quiet").expect("slug"))
+        .await
+        .expect("quiet tenant");
+    let tx = TenantTx::begin(&db.db, &t).await.expect("tx");
+    for op in ["insert", "update", "delete"] {
+        tx.conn()
+            .execute_unprepared(&format!(
+                "ALTER TABLE clients DISABLE TRIGGER clients_journal_{op}"
+            ))
+            .await
+            .expect("journal off");
+    }
+    tx.commit().await.expect("commit");
 
     let server = Server::start(&bin, &db, 16).await;
     let address = server.address.clone();
@@ -144,8 +162,10 @@ async fn main() {
     println!("list 50, one tenant:        {s}");
     let s = load(&address, 16, secs, get(one.clone())).await;
     println!("get, one tenant:            {s}");
+    let off = load(&address, 16, secs, create(vec![quiet.clone()])).await;
     let s = load(&address, 16, secs, create(one.clone())).await;
     println!("create, one tenant:         {s}");
+    println!("  with the journal off:     {off}");
 
     // A first pass over every tenant warms each PostgreSQL backend's
     // catalog caches, as a long-running server's would be.

@@ -103,7 +103,9 @@ async fn written(
 /// Inserts `rows` (checked, writing the columns `cols`); an id that exists
 /// already, or that belonged to a deleted record (a create replayed after
 /// the delete), is skipped. Runs the model's after-insert rule on the new
-/// ids.
+/// ids. (The tombstone is looked up per row, by key: as `NOT EXISTS`, a
+/// plan made while the tenant was small read every tracked record of the
+/// model for each insert.)
 pub async fn insert(
     conn: &impl ConnectionTrait,
     spec: &Spec,
@@ -125,8 +127,8 @@ pub async fn insert(
     let sql = format!(
         "INSERT INTO {table} AS t ({names}) \
          SELECT {exprs} FROM (SELECT e, e->'d' AS d FROM jsonb_array_elements($1::jsonb) e) x \
-         WHERE NOT EXISTS (SELECT 1 FROM sync_changes c WHERE c.model = '{table}' \
-                           AND c.record_id = (x.e->>'id')::uuid AND c.deleted) \
+         WHERE (SELECT c.deleted FROM sync_changes c WHERE c.model = '{table}' \
+                AND c.record_id = (x.e->>'id')::uuid) IS NOT TRUE \
          ON CONFLICT (id) DO NOTHING {ret}",
         table = spec.table,
         names = names.join(", "),
