@@ -26,6 +26,7 @@ mod m20261124_000015_order_deliveries_per_record;
 mod m20261124_000016_index_journal_by_transaction;
 mod m20261124_000017_journal_diff_once;
 mod m20261124_000018_journal_functions_per_table;
+mod m20261124_000019_follow_the_journal_once;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000016_index_journal_by_transaction::Migration),
             Box::new(m20261124_000017_journal_diff_once::Migration),
             Box::new(m20261124_000018_journal_functions_per_table::Migration),
+            Box::new(m20261124_000019_follow_the_journal_once::Migration),
         ]
     }
 }
