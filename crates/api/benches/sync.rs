@@ -253,9 +253,14 @@ async fn main() {
         "{}",
         res.text().await.unwrap_or_default()
     );
-    let push_updates = |from: usize, base: i64, city: &'static str, mutation: &mut i64| {
+    let push_updates = |from: usize,
+                        count: usize,
+                        per: usize,
+                        base: i64,
+                        city: &'static str,
+                        mutation: &mut i64| {
         let mut bodies = Vec::new();
-        for chunk in ids[from..from + events].chunks(1_000) {
+        for chunk in ids[from..from + count].chunks(per) {
             let mutations: Vec<Value> = chunk
                 .iter()
                 .map(|id| {
@@ -277,7 +282,7 @@ async fn main() {
 
     // While changes are made: the dispatcher keeps up with the pushes.
     let started = Instant::now();
-    for body in push_updates(0, 2, "Faro", &mut mutation) {
+    for body in push_updates(0, events, 1_000, 2, "Faro", &mut mutation) {
         let res = post("/api/v1/sync/push", body).await.expect("push");
         assert!(res.status().is_success());
     }
@@ -309,7 +314,7 @@ async fn main() {
         "{}",
         res.text().await.unwrap_or_default()
     );
-    for body in push_updates(events, 2, "Braga", &mut mutation) {
+    for body in push_updates(events, events, 1_000, 2, "Braga", &mut mutation) {
         let res = post("/api/v1/sync/push", body).await.expect("push");
         assert!(res.status().is_success());
     }
@@ -326,6 +331,28 @@ async fn main() {
         "event deliveries of a backlog after resume: {:.0} deliveries/s ({got} of {events} \
          in {secs:.2} s)",
         got as f64 / secs,
+    );
+
+    // A steady 2,000 changes a second (100 every 50 ms) for five seconds:
+    // the lag at the rate deliveries must sustain.
+    let paced = (events / 2).min(10_000);
+    seen.lock().expect("seen").clear();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    for body in push_updates(0, paced, 100, 3, "Evora", &mut mutation) {
+        tick.tick().await;
+        let res = post("/api/v1/sync/push", body).await.expect("push");
+        assert!(res.status().is_success());
+    }
+    wait_for(paced).await;
+    let mut lags: Vec<f64> = seen.lock().expect("seen").clone();
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "delivery lag at a steady 2,000 changes/s ({} of {paced}): p50 {:.0} ms, p99 {:.0} ms, \
+         max {:.0} ms",
+        lags.len(),
+        common::quantile(&lags, 0.5),
+        common::quantile(&lags, 0.99),
+        common::quantile(&lags, 1.0),
     );
     let (rss, peak) = server.memory();
     println!("server memory: {rss:.0} MiB resident, {peak:.0} MiB peak");
