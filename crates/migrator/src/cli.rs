@@ -146,6 +146,18 @@ pub enum TenantCommand {
         #[arg(long)]
         admin_name: Option<String>,
     },
+    /// Copy a tenant, within this database, as a new tenant: its users,
+    /// roles, settings, records and history (not its sessions; its webhook
+    /// endpoints inactive), atomically.
+    Clone {
+        /// The tenant to copy (at the current migration version).
+        source: String,
+        /// The new tenant's slug.
+        slug: String,
+        /// Display name (default: the source's).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// List tenants.
     List,
     /// Refuse a tenant's requests (403) until resumed.

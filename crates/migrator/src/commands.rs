@@ -500,6 +500,27 @@ async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError
             let t = ctx.registry.create(&new).await?;
             show(&t, "created");
         }
+        TenantCommand::Clone { source, slug, name } => {
+            let from = ctx.registry.get(&parse_slug(source)?).await?;
+            let slug = parse_slug(slug)?;
+            let new = NewTenant::new(
+                slug.clone(),
+                name.as_deref().unwrap_or(from.display_name()),
+                &[],
+                &ctx.settings.tenancy.base_domain,
+            )?;
+            let started = std::time::Instant::now();
+            let cloned = ctx.registry.clone_tenant(from.slug(), &new).await?;
+            let rows: u64 = cloned.tables.values().sum();
+            ctx.out.emit(&cloned, || {
+                format!(
+                    "cloned {} as {slug}: {rows} rows in {} tables ({:.2}s)",
+                    from.slug().as_str(),
+                    cloned.tables.len(),
+                    started.elapsed().as_secs_f64()
+                )
+            });
+        }
         TenantCommand::List => {
             let tenants = ctx.registry.list().await?;
             let rows: Vec<TenantLine> = tenants

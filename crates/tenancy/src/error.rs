@@ -34,6 +34,10 @@ pub enum Error {
         version: String,
         source: DbErr,
     },
+    #[error(
+        "tenant `{0}` is not at the current migration version: run `migrator tenants up` first"
+    )]
+    NotCurrent(crate::slug::Slug),
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("redis: {0}")]

@@ -187,72 +187,8 @@ impl Registry {
         new: &NewTenant,
         migrations: &[Box<dyn MigrationTrait>],
     ) -> Result<Tenant, Error> {
-        let schema = new.slug.schema_name();
         let txn = self.db().begin().await?;
-        let sql = format!(
-            "INSERT INTO public.tenants AS t (id, slug, schema_name, display_name, status) \
-             VALUES ($1, $2, $3, $4, 'provisioning') RETURNING {}",
-            crate::registry::TENANT_COLUMNS
-        );
-        let inserted = crate::registry::TenantRow::find_by_statement_one(
-            &txn,
-            stmt(
-                &sql,
-                [
-                    Uuid::now_v7().into(),
-                    new.slug.as_str().into(),
-                    schema.as_str().into(),
-                    new.display_name.as_str().into(),
-                ],
-            ),
-        )
-        .await;
-        let row = match inserted {
-            Ok(row) => row,
-            Err(e) if is_duplicate(&e) => return Err(Error::TenantExists(new.slug.clone())),
-            Err(e) => return Err(e.into()),
-        };
-        match txn
-            .execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_duplicate(&e) => return Err(Error::OrphanSchema(schema)),
-            Err(e) => return Err(e.into()),
-        }
-        apply_pending(&txn, &schema, migrations).await?;
-        if let Some(admin) = &new.admin {
-            let q = schema.quoted();
-            txn.execute_raw(stmt(
-                &format!(
-                    "WITH u AS (INSERT INTO {q}.users (id, email, full_name, password_hash) \
-                     VALUES ($1, $2, $3, $4) RETURNING id) \
-                     INSERT INTO {q}.user_roles (user_id, role_id) \
-                     SELECT u.id, r.id FROM u, {q}.roles r WHERE r.name = 'Administrators'"
-                ),
-                [
-                    Uuid::now_v7().into(),
-                    admin.email.as_str().into(),
-                    admin.full_name.as_str().into(),
-                    admin.password_hash.as_str().into(),
-                ],
-            ))
-            .await?;
-        }
-        for (i, host) in new.domains.iter().enumerate() {
-            let res = txn
-                .execute_raw(stmt(
-                    "INSERT INTO public.tenant_domains (host, tenant_id, is_primary) \
-                     VALUES ($1, $2, $3)",
-                    [host.as_str().into(), row.id.into(), (i == 0).into()],
-                ))
-                .await;
-            match res {
-                Ok(_) => {}
-                Err(e) if is_duplicate(&e) => return Err(Error::DomainTaken(host.clone())),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let row = provision(&txn, new, migrations).await?;
         let status = match &new.verification {
             Some(v) => {
                 txn.execute_raw(stmt(
@@ -291,4 +227,79 @@ impl Registry {
         self.events().tenant_changed(tenant.id()).await;
         Ok(tenant)
     }
+}
+
+/// Registers `new` as `provisioning`, creates its schema with
+/// `migrations`, its first administrator and its domains, inside `txn`.
+pub(crate) async fn provision(
+    txn: &sea_orm::DatabaseTransaction,
+    new: &NewTenant,
+    migrations: &[Box<dyn MigrationTrait>],
+) -> Result<crate::registry::TenantRow, Error> {
+    let schema = new.slug.schema_name();
+    let sql = format!(
+        "INSERT INTO public.tenants AS t (id, slug, schema_name, display_name, status) \
+         VALUES ($1, $2, $3, $4, 'provisioning') RETURNING {}",
+        crate::registry::TENANT_COLUMNS
+    );
+    let inserted = crate::registry::TenantRow::find_by_statement_one(
+        txn,
+        stmt(
+            &sql,
+            [
+                Uuid::now_v7().into(),
+                new.slug.as_str().into(),
+                schema.as_str().into(),
+                new.display_name.as_str().into(),
+            ],
+        ),
+    )
+    .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(e) if is_duplicate(&e) => return Err(Error::TenantExists(new.slug.clone())),
+        Err(e) => return Err(e.into()),
+    };
+    match txn
+        .execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_duplicate(&e) => return Err(Error::OrphanSchema(schema)),
+        Err(e) => return Err(e.into()),
+    }
+    apply_pending(txn, &schema, migrations).await?;
+    if let Some(admin) = &new.admin {
+        let q = schema.quoted();
+        txn.execute_raw(stmt(
+            &format!(
+                "WITH u AS (INSERT INTO {q}.users (id, email, full_name, password_hash) \
+                 VALUES ($1, $2, $3, $4) RETURNING id) \
+                 INSERT INTO {q}.user_roles (user_id, role_id) \
+                 SELECT u.id, r.id FROM u, {q}.roles r WHERE r.name = 'Administrators'"
+            ),
+            [
+                Uuid::now_v7().into(),
+                admin.email.as_str().into(),
+                admin.full_name.as_str().into(),
+                admin.password_hash.as_str().into(),
+            ],
+        ))
+        .await?;
+    }
+    for (i, host) in new.domains.iter().enumerate() {
+        let res = txn
+            .execute_raw(stmt(
+                "INSERT INTO public.tenant_domains (host, tenant_id, is_primary) \
+                 VALUES ($1, $2, $3)",
+                [host.as_str().into(), row.id.into(), (i == 0).into()],
+            ))
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_duplicate(&e) => return Err(Error::DomainTaken(host.clone())),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(row)
 }

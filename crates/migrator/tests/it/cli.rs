@@ -235,3 +235,127 @@ async fn events_pause_and_resume_on_the_platform_and_per_tenant() {
     let out = migrator(&db, &["events", "status", "--tenant", "nobody"]).await;
     assert!(!out.status.success());
 }
+
+/// A clone holds every row of the source but its sessions and pending
+/// deliveries, with webhook endpoints inactive, and goes on writing after
+/// the copied ids; a source that is not current, or a taken slug, is
+/// refused and leaves nothing behind.
+#[tokio::test]
+async fn a_clone_copies_every_table_within_the_database() {
+    use sea_orm::ConnectionTrait;
+    let db = TestDb::new(2).await;
+    assert!(migrator(&db, &["shared", "up"]).await.status.success());
+    let out = migrator(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "admin@acme.test",
+            "--admin-password",
+            "correct horse battery",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db.db
+        .execute_unprepared(
+            "SET search_path = t_acme; \
+             INSERT INTO clients (id, name, status) SELECT gen_random_uuid(), 'c' || g, 'lead' \
+               FROM generate_series(1, 500) g; \
+             UPDATE clients SET city = 'Porto' WHERE name LIKE 'c1%'; \
+             DELETE FROM clients WHERE name LIKE 'c2%'; \
+             INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
+               SELECT gen_random_uuid(), id, gen_random_uuid(), 'hash', now() + interval '1 day' FROM users; \
+             INSERT INTO webhook_endpoints (id, url, event_types, secret) \
+               VALUES (gen_random_uuid(), 'https://example.com/h', ARRAY['*'], 'whsec_AAAA'); \
+             SET search_path = public",
+        )
+        .await
+        .expect("rows");
+    let out = migrator(&db, &["tenant", "clone", "acme", "acme-copy", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cloned = stdout_json(&out);
+    assert_eq!(cloned["tables"]["clients"], 389, "{cloned}");
+    let digest = |schema: &str, table: &str| {
+        let sql = format!(
+            "SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') \
+             FROM {schema}.{table} t"
+        );
+        let db = &db;
+        async move {
+            db.db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    sql,
+                ))
+                .await
+                .expect("digest")
+                .expect("row")
+                .try_get_by_index::<String>(0)
+                .expect("text")
+        }
+    };
+    let tables: Vec<String> = db
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 't_acme' ORDER BY 1",
+        ))
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.try_get_by_index(0).expect("name"))
+        .collect();
+    assert!(tables.len() > 20, "{tables:?}");
+    for t in &tables {
+        let (a, b) = (digest("t_acme", t).await, digest("t_acme_copy", t).await);
+        match t.as_str() {
+            "refresh_tokens" => assert!(b.starts_with("0:"), "{t}: {b}"),
+            "webhook_endpoints" | "tenant_migrations" => {
+                assert_eq!(a.split(':').next(), b.split(':').next(), "{t}")
+            }
+            _ => assert_eq!(a, b, "{t} differs"),
+        }
+    }
+    // The copy writes after the copied ids, journaled; its endpoints are off.
+    db.db
+        .execute_unprepared(
+            "SET search_path = t_acme_copy; \
+             INSERT INTO clients (id, name, status) VALUES (gen_random_uuid(), 'new', 'lead'); \
+             SET search_path = public",
+        )
+        .await
+        .expect("a write to the copy");
+    let active: bool = db
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT bool_or(active) FROM t_acme_copy.webhook_endpoints",
+        ))
+        .await
+        .expect("endpoints")
+        .expect("row")
+        .try_get_by_index(0)
+        .expect("bool");
+    assert!(!active);
+    // Refused: a taken slug, an unknown source; nothing is left behind.
+    for args in [
+        &["tenant", "clone", "acme", "acme-copy"][..],
+        &["tenant", "clone", "nobody", "other"][..],
+    ] {
+        let out = migrator(&db, args).await;
+        assert!(!out.status.success(), "{args:?}");
+    }
+    let out = migrator(&db, &["tenant", "list", "--json"]).await;
+    assert_eq!(stdout_json(&out).as_array().map(Vec::len), Some(2));
+}
