@@ -100,6 +100,10 @@ impl From<tenancy::Error> for ApiError {
             tenancy::Error::Database(e) if domain::store::is_connection_loss(&e) => {
                 Self::Unavailable("database")
             }
+            tenancy::Error::TenantNotFound(_) => Self::NotFound("tenant"),
+            e @ (tenancy::Error::TenantExists(_)
+            | tenancy::Error::DomainTaken(_)
+            | tenancy::Error::NotCurrent(_)) => Self::Conflict(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -18,6 +18,7 @@ use crate::state::AppState;
 /// Registers the module's routes, each with its OpenAPI entry.
 pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(signup)
+        .service(clone_tenant)
         .service(verify_signup)
         .service(operator_token)
         .service(operator_logout)
@@ -124,6 +125,41 @@ pub async fn tenants(
         .map(summary)
         .collect();
     Ok(HttpResponse::Ok().json(tenants))
+}
+
+/// The copy to make of a tenant.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    /// The new tenant's slug.
+    pub slug: String,
+    /// Its display name (default: the source's).
+    pub display_name: Option<String>,
+}
+
+/// Copies a tenant within the database as a new tenant, in one
+/// transaction: its users, roles, settings, records and history, not its
+/// sessions, with its webhook endpoints inactive (operators). The source
+/// must be at the current migration version.
+#[utoipa::path(tag = "platform", params(("slug" = String, Path)), request_body = CloneRequest,
+    responses((status = 201, body = Object), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+#[post("/platform/tenants/{slug}/clone")]
+pub async fn clone_tenant(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    source: web::Path<String>,
+    body: web::Json<CloneRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let registry = state.resolver.registry();
+    let source = Slug::parse(&source).map_err(|_| ApiError::NotFound("tenant"))?;
+    let from = registry.get(&source).await?;
+    let slug = Slug::parse(&body.slug).map_err(|e| ApiError::field("slug", e.to_string()))?;
+    let name = body.display_name.as_deref().unwrap_or(from.display_name());
+    let new = NewTenant::new(slug, name, &[], &state.base_domain)
+        .map_err(|e| ApiError::field("display_name", e.to_string()))?;
+    let cloned = registry.clone_tenant(&source, &new).await?;
+    Ok(HttpResponse::Created().json(cloned))
 }
 
 /// A new tenant and its first administrator.

@@ -400,3 +400,27 @@ fn server_of(url: &str) -> (String, u16) {
     let (host, port) = server.rsplit_once(':').unwrap_or((server, "5432"));
     (host.to_owned(), port.parse().unwrap_or(5432))
 }
+
+/// The operator password [`operator_token`] signs in with.
+pub const OPERATOR_PASSWORD: &str = "correct horse battery";
+
+/// Creates operator `ops@strata.test` and signs them in: their access
+/// token.
+pub async fn operator_token(db: &TestDb, app: &TestApp) -> String {
+    let hash = domain::password::Password::parse(OPERATOR_PASSWORD)
+        .expect("password")
+        .hash();
+    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
+        .await
+        .expect("operator");
+    let res = app
+        .client
+        .post(format!("{}/api/v1/platform/auth/token", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .json(&serde_json::json!({ "email": "ops@strata.test", "password": OPERATOR_PASSWORD }))
+        .send()
+        .await
+        .expect("sign in");
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["access_token"].as_str().expect("token").to_owned()
+}

@@ -81,3 +81,92 @@ async fn operators_and_tenant_users_stay_apart() {
         401
     );
 }
+
+/// An operator clones a tenant through the API; the copy serves its own
+/// host with the source's users and records, and the source is untouched.
+#[tokio::test]
+async fn operators_clone_a_tenant_that_then_serves_its_own_host() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    for name in ["Initech", "Globex"] {
+        let res = app
+            .on("acme", Method::POST, "/api/v1/clients")
+            .bearer_auth(&admin)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(res.status(), 201);
+    }
+    let ops = crate::helpers::operator_token(&db, &app).await;
+    let clone = |source: &str, body: serde_json::Value| {
+        app.client
+            .post(format!(
+                "{}/api/v1/platform/tenants/{source}/clone",
+                app.address
+            ))
+            .header(reqwest::header::HOST, "localhost")
+            .bearer_auth(&ops)
+            .json(&body)
+            .send()
+    };
+    let res = clone("acme", json!({ "slug": "acme-copy" }))
+        .await
+        .expect("clone");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["tables"]["clients"], 2, "{body}");
+    for (source, body, status) in [
+        ("acme", json!({ "slug": "acme-copy" }), 409),
+        ("nobody", json!({ "slug": "other" }), 404),
+        ("acme", json!({ "slug": "Bad Slug" }), 422),
+    ] {
+        let res = clone(source, body.clone()).await.expect("clone");
+        assert_eq!(res.status(), status, "{source} {body}");
+    }
+    // Tenant users cannot clone.
+    let res = app
+        .client
+        .post(format!(
+            "{}/api/v1/platform/tenants/acme/clone",
+            app.address
+        ))
+        .header(reqwest::header::HOST, "localhost")
+        .bearer_auth(&admin)
+        .json(&json!({ "slug": "mine" }))
+        .send()
+        .await
+        .expect("clone");
+    assert_eq!(res.status(), 401);
+    // The copy's administrator signs in on the copy's host and sees the records.
+    let (copy_admin, _) = app.tokens("acme-copy", "admin@acme.test", PASSWORD).await;
+    let res = app
+        .on("acme-copy", Method::GET, "/api/v1/clients")
+        .bearer_auth(&copy_admin)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), 200);
+    let list: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+    // Writes to the copy stay in the copy.
+    let res = app
+        .on("acme-copy", Method::POST, "/api/v1/clients")
+        .bearer_auth(&copy_admin)
+        .json(&json!({ "name": "Only in the copy" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let res = app
+        .on("acme", Method::GET, "/api/v1/clients")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list");
+    let list: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+}

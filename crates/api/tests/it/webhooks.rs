@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tenancy::testing::TestDb;
 
-use crate::helpers::{TestApp, settings, spawn_app, spawn_with, tenant_with_admin};
+use crate::helpers::{TestApp, operator_token, settings, spawn_app, spawn_with, tenant_with_admin};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -341,26 +341,6 @@ async fn targets_inside_the_network_are_refused() {
     )
     .await;
     assert_eq!(s, 422, "{body}");
-}
-
-/// An operator's access token.
-async fn operator_token(db: &TestDb, app: &TestApp) -> String {
-    let hash = domain::password::Password::parse(PASSWORD)
-        .expect("password")
-        .hash();
-    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
-        .await
-        .expect("operator");
-    let res = app
-        .client
-        .post(format!("{}/api/v1/platform/auth/token", app.address))
-        .header(reqwest::header::HOST, "localhost")
-        .json(&json!({ "email": "ops@strata.test", "password": PASSWORD }))
-        .send()
-        .await
-        .expect("sign in");
-    let body: Value = res.json().await.expect("json");
-    body["access_token"].as_str().expect("token").to_owned()
 }
 
 #[tokio::test]
