@@ -103,6 +103,13 @@ pub struct Page<'a> {
     /// The pulling device, if it names itself: a record it created (pushed
     /// with the same device id) comes back as updated, not created.
     pub device: Option<&'a str>,
+    /// Whether a first pull (no cursor) carries tombstones too. A first
+    /// pull normally does not: the device holds nothing yet. A client that
+    /// may start over while holding rows (RxDB keeps its checkpoint apart
+    /// from its documents, so a replication stopped between the two starts
+    /// again from an older one, or none) needs them, or a record deleted
+    /// meanwhile stays on the device for good.
+    pub tombstones: bool,
 }
 
 /// Pulls up to `limit` changes of `models` for `caller`, from `cursor` (a
@@ -117,6 +124,7 @@ pub async fn pull(
     cursor: Option<Cursor>,
     limit: usize,
     device: Option<&str>,
+    tombstones: bool,
 ) -> Result<Pulled, SyncError> {
     let scopes = models
         .iter()
@@ -142,6 +150,8 @@ pub async fn pull(
         None => (0, horizon(conn).await?, None),
     };
     let initial = lo == 0;
+    // Tombstones are left out of a first pull unless asked for.
+    let skip_tombstones = initial && !tombstones;
 
     let mut changes: BTreeMap<&'static str, ModelChanges> = BTreeMap::new();
     let mut room = limit;
@@ -180,7 +190,9 @@ pub async fn pull(
         let init = values.len();
         values.push(device.map(str::to_owned).into());
         let dev = values.len();
-        if initial {
+        values.push(skip_tombstones.into());
+        let skip = values.len();
+        if skip_tombstones {
             // A first pull brings no tombstones, except of records the
             // pulling device created itself (it pushed before it pulled).
             conditions.push(format!("(NOT c.deleted OR c.created_by_device = ${dev})"));
@@ -207,7 +219,7 @@ pub async fn pull(
                  coalesce(json_agg(data ORDER BY rn) FILTER ( \
                      WHERE rn < ${lim} AND data IS NOT NULL AND NOT (is_new OR ${init})), '[]')::text AS updated, \
                  coalesce(json_agg(record_id ORDER BY rn) FILTER ( \
-                     WHERE rn < ${lim} AND data IS NULL AND (NOT ${init} OR is_own)), '[]')::text AS deleted, \
+                     WHERE rn < ${lim} AND data IS NULL AND (NOT ${skip} OR is_own)), '[]')::text AS deleted, \
                  count(*) AS fetched, \
                  (array_agg(txid::text ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_txid, \
                  (array_agg(record_id ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_id \
@@ -286,6 +298,7 @@ pub async fn for_caller(
         cursor,
         limit,
         device,
+        tombstones,
     } = page;
     if let Some(d) = device {
         domain::check::parameter(d, 200).map_err(|message| SyncError::Invalid {
@@ -301,5 +314,8 @@ pub async fn for_caller(
     }
     let cursor = cursor.map(|c| key.decode(c, tenant)).transpose()?;
     let perms = Permissions::load(conn, roles).await?;
-    pull(conn, tenant, user, &perms, models, cursor, limit, device).await
+    pull(
+        conn, tenant, user, &perms, models, cursor, limit, device, tombstones,
+    )
+    .await
 }

@@ -328,6 +328,7 @@ pub async fn pull(
                 cursor: cursor.as_deref(),
                 limit: batch,
                 device: None,
+                tombstones: false,
             },
         )
         .await?;

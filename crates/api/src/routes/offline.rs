@@ -141,6 +141,7 @@ pub async fn watermelon_pull(
                 cursor: cursor.as_deref(),
                 limit: MAX_PAGE,
                 device: b.device_id.as_deref(),
+                tombstones: false,
             },
         )
         .await?;
@@ -400,6 +401,8 @@ pub async fn rxdb_pull(
             cursor: body.checkpoint.as_ref().map(RxdbCheckpoint::cursor),
             limit: body.batch_size.unwrap_or(100),
             device: None,
+            // RxDB may start over holding documents (see `Page::tombstones`).
+            tombstones: true,
         },
     )
     .await?;

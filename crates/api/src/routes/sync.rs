@@ -145,6 +145,7 @@ pub async fn pull(
                     cursor: b.cursor.as_deref(),
                     limit: b.limit.unwrap_or(1000),
                     device: b.client_id.as_deref(),
+                    tombstones: false,
                 },
             )
             .await

@@ -1326,3 +1326,48 @@ async fn a_deleted_records_id_is_not_created_again_by_any_protocol() {
     let (s, _) = a.get(&format!("/api/v1/clients/{id}")).await;
     assert_eq!(s, 404);
 }
+
+/// An RxDB replication that starts over (no checkpoint, as when RxDB stored
+/// its documents but not yet their checkpoint before it stopped) while
+/// holding rows learns of the deletions it missed: its first pull carries
+/// tombstones, where a native first pull does not.
+#[tokio::test]
+async fn an_rxdb_replication_starting_over_learns_of_deletions() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 4).await;
+    let a = admin(&app, "acme").await;
+    let (s, client) = a
+        .post("/api/v1/clients", json!({ "name": "Soon gone" }))
+        .await;
+    assert_eq!(s, 201, "{client}");
+    let id = client["id"].as_str().expect("id").to_owned();
+    let res = app
+        .on("acme", Method::DELETE, &format!("/api/v1/clients/{id}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, page) = a
+            .post(
+                "/api/v1/sync/rxdb/clients/pull",
+                json!({ "checkpoint": null, "batch_size": 100 }),
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        if page["documents"]
+            .as_array()
+            .is_some_and(|d| d.contains(&json!({ "id": id, "_deleted": true })))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tombstone: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A native first pull still carries none.
+    let fresh = a.pull(None, &["clients"], 100).await;
+    assert_eq!(fresh["changes"]["clients"]["deleted"], json!([]), "{fresh}");
+}
