@@ -64,8 +64,16 @@ soak:
     export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
     cargo bench --locked -p api --bench soak
 
+# Platform benchmark: cloning a tenant of 100,000 clients beside pg_dump | psql.
+bench-platform:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/services.sh
+    export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+    cargo bench --locked -p api --bench platform
+
 # Every benchmark.
-bench: bench-tenancy bench-crud bench-sync
+bench: bench-tenancy bench-crud bench-sync bench-platform
 
 # Stop the throwaway PostgreSQL and Redis that dev/test may have started.
 stop-services:
