@@ -104,9 +104,14 @@ impl Registry {
     pub async fn clone_tenant(&self, source: &Slug, new: &NewTenant) -> Result<Cloned, Error> {
         let from = self.get(source).await?;
         let migrations = tenant_migrations();
-        let txn = self.db().begin().await?;
-        // The source stays as it is while it is read: no migration runs on
-        // it meanwhile, and the copy is one snapshot.
+        // One snapshot for every table read (under READ COMMITTED each
+        // copy would see the source at another moment, and a record made
+        // in between could be copied without what it references); no
+        // migration runs on the source meanwhile.
+        let txn = self
+            .db()
+            .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
+            .await?;
         lock_schema(&txn, from.schema()).await?;
         let have: BTreeSet<String> = txn
             .query_all_raw(stmt(
