@@ -252,17 +252,31 @@ pub async fn remove(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let gone = tx
-        .conn()
-        .execute_raw(stmt(
-            "DELETE FROM webhook_endpoints WHERE id = $1",
-            [id.into_inner().into()],
-        ))
-        .await?;
-    tx.commit().await?;
+    delete_one(
+        &state,
+        &tenant,
+        "DELETE FROM webhook_endpoints WHERE id = $1",
+        id.into_inner().into(),
+        "no such webhook endpoint",
+    )
+    .await
+}
+
+/// Runs `sql`, a DELETE of one row by `$1`, in the tenant's transaction:
+/// 204, or 404 saying `missing` when it deleted nothing.
+async fn delete_one(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    sql: &str,
+    id: sea_orm::Value,
+    missing: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let gone = read(state, tenant, async |tx| {
+        tx.conn().execute_raw(stmt(sql, [id])).await
+    })
+    .await?;
     if gone.rows_affected() == 0 {
-        return Err(ApiError::NotFound("no such webhook endpoint"));
+        return Err(ApiError::NotFound(missing));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -436,17 +450,12 @@ pub async fn discard(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let gone = tx
-        .conn()
-        .execute_raw(stmt(
-            "DELETE FROM webhook_deliveries WHERE id = $1 AND status = 'FAILED'",
-            [id.into_inner().into()],
-        ))
-        .await?;
-    tx.commit().await?;
-    if gone.rows_affected() == 0 {
-        return Err(ApiError::NotFound("no failed delivery with this id"));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    delete_one(
+        &state,
+        &tenant,
+        "DELETE FROM webhook_deliveries WHERE id = $1 AND status = 'FAILED'",
+        id.into_inner().into(),
+        "no failed delivery with this id",
+    )
+    .await
 }

@@ -424,3 +424,21 @@ pub async fn operator_token(db: &TestDb, app: &TestApp) -> String {
     let body: serde_json::Value = res.json().await.expect("json");
     body["access_token"].as_str().expect("token").to_owned()
 }
+
+/// Sends `method path` (with a JSON `body`) to tenant `acme` as the
+/// bearer of `token`: the status and the JSON answer (null if none).
+pub async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = app.on("acme", method, path).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}

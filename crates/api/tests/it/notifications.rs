@@ -6,25 +6,9 @@ use serde_json::{Value, json};
 use tenancy::testing::TestDb;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app, tenant_with_admin};
+use crate::helpers::{send, spawn_app, tenant_with_admin};
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn send(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app.on("acme", method, path).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn new_assignees_are_notified_and_mark_them_read() {

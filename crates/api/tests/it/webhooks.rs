@@ -11,7 +11,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tenancy::testing::TestDb;
 
-use crate::helpers::{TestApp, operator_token, settings, spawn_app, spawn_with, tenant_with_admin};
+use crate::helpers::{
+    TestApp, operator_token, send, settings, spawn_app, spawn_with, tenant_with_admin,
+};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -55,22 +57,6 @@ async fn receiver(fail_first: usize) -> (String, Seen) {
     let port = server.addrs()[0].port();
     tokio::spawn(server.run());
     (format!("http://127.0.0.1:{port}/hooks"), seen)
-}
-
-async fn send(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app.on("acme", method, path).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Waits until `done` holds of what the receiver saw.
