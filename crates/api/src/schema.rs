@@ -46,6 +46,13 @@ fn field(f: &Field, nullable: bool) -> ObjectBuilder {
         Kind::Timestamp => typed(Type::String, nullable).format(known(KnownFormat::DateTime)),
         Kind::Version => typed(Type::Integer, nullable).format(known(KnownFormat::Int64)),
         Kind::Choice(set) => typed(Type::String, nullable).enum_values(Some(set.iter().copied())),
+        Kind::Custom => typed(Type::Object, nullable)
+            .additional_properties(Some(ObjectBuilder::new()))
+            .description(Some(
+                "The tenant's custom fields, by key, checked against its field sets \
+                 (`GET /api/v1/field-sets`). Written whole: the object given replaces \
+                 the record's. Filter lists with `custom.<key>=value`.",
+            )),
     }
 }
 

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::custom::Custom;
 use crate::record::{Check, Field, Format, Kind, Owner, Spec};
 use crate::validation::{FieldErrors, country, email, text};
 
@@ -36,10 +37,12 @@ pub struct Refusal {
 /// The columns to write, checked and normalised, keyed by column name.
 pub type Checked = Map<String, Value>;
 
-/// Checks `input` for `spec`. On create, fills defaults, requires the
-/// fields that have none, and sets author fields to `author`.
+/// Checks `input` for `spec`, its `custom` object against `custom` (the
+/// tenant's definitions for the model). On create, fills defaults,
+/// requires the fields that have none, and sets author fields to `author`.
 pub fn input(
     spec: &Spec,
+    custom: &Custom,
     input: &Map<String, Value>,
     mode: Mode,
     server_fields: ServerFields,
@@ -71,6 +74,10 @@ pub fn input(
                 continue;
             }
         }
+        if field.kind == Kind::Custom {
+            custom_of(custom, field, value, &mut out, &mut errors, &mut malformed);
+            continue;
+        }
         match value_of(field, value) {
             Ok(v) => {
                 out.insert(key.clone(), v);
@@ -89,6 +96,11 @@ pub fn input(
             }
             let writable = matches!(field.owner, Owner::Client | Owner::CreateOnly);
             if !writable || input.contains_key(field.name) || field.nullable {
+                continue;
+            }
+            if field.kind == Kind::Custom {
+                let empty = Value::Object(Map::new());
+                custom_of(custom, field, &empty, &mut out, &mut errors, &mut malformed);
                 continue;
             }
             match field.initial {
@@ -114,6 +126,28 @@ pub fn input(
         Ok(out)
     } else {
         Err(Refusal { errors, malformed })
+    }
+}
+
+/// Checks a `custom` object into `out`, or its problems into `errors`.
+fn custom_of(
+    custom: &Custom,
+    field: &Field,
+    value: &Value,
+    out: &mut Checked,
+    errors: &mut FieldErrors,
+    malformed: &mut bool,
+) {
+    match custom.check(field.name, value) {
+        Ok(v) => {
+            out.insert(field.name.to_owned(), v);
+        }
+        Err(refusal) => {
+            for (f, m) in refusal.errors {
+                errors.add(&f, m);
+            }
+            *malformed |= refusal.malformed;
+        }
     }
 }
 
@@ -168,6 +202,8 @@ fn value_of(field: &Field, value: &Value) -> Result<Value, (String, bool)> {
             .map_err(|_| ("must be an RFC 3339 timestamp".into(), false)),
         (Kind::Version, Value::Number(n)) if n.as_i64().is_some_and(|v| v > 0) => Ok(value.clone()),
         (Kind::Version, _) => wrong("a positive integer"),
+        (Kind::Custom, Value::Object(_)) => Ok(value.clone()),
+        (Kind::Custom, _) => wrong("an object"),
         (_, _) => wrong("a string"),
     }
 }
@@ -199,6 +235,7 @@ mod tests {
     fn normalises_defaults_and_refuses() {
         let ok = input(
             &CLIENTS,
+            &Custom::none(),
             &obj(json!({"name": " Acme ", "email": "A@B.IO", "country": "no", "city": ""})),
             Mode::Create,
             ServerFields::Refuse,
@@ -213,6 +250,7 @@ mod tests {
 
         let bad = input(
             &CLIENTS,
+            &Custom::none(),
             &obj(json!({"name": "", "status": "weird", "colour": "red", "branch_id": 5})),
             Mode::Create,
             ServerFields::Refuse,
@@ -225,6 +263,7 @@ mod tests {
 
         let nul = input(
             &CLIENTS,
+            &Custom::none(),
             &obj(json!({"name": "a\u{0}b"})),
             Mode::Update,
             ServerFields::Refuse,
@@ -240,6 +279,7 @@ mod tests {
         let author = Uuid::new_v4();
         let t = input(
             &TASKS,
+            &Custom::none(),
             &obj(json!({"title": "T", "created_by": Uuid::new_v4(), "version": 9})),
             Mode::Create,
             ServerFields::Ignore,
@@ -250,6 +290,7 @@ mod tests {
         assert!(t.get("version").is_none());
         let refused = input(
             &TASKS,
+            &Custom::none(),
             &obj(json!({"completed_at": "2026-01-01T00:00:00Z"})),
             Mode::Update,
             ServerFields::Refuse,
@@ -259,6 +300,7 @@ mod tests {
         assert_eq!(refused.errors.errors[0].message, "is set by the server");
         let private = input(
             &USERS,
+            &Custom::none(),
             &obj(json!({"password_hash": "x"})),
             Mode::Update,
             ServerFields::Ignore,
@@ -268,6 +310,7 @@ mod tests {
         assert_eq!(private.errors.errors[0].field, "password_hash");
         let note = input(
             &NOTES,
+            &Custom::none(),
             &obj(json!({"body": "x"})),
             Mode::Create,
             ServerFields::Refuse,

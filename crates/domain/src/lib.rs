@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod check;
+pub mod custom;
 pub mod entity;
 pub mod events;
 pub mod journal;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::access::Scope;
 use crate::check::{self, Mode, ServerFields};
+use crate::custom::Custom;
 use crate::record::{Kind, ListFilter, Spec};
 use crate::render;
 use crate::store::stmt;
@@ -61,7 +62,11 @@ pub struct Query {
 
 /// Parses `params` (name, value) for `spec`: paging (`limit`, `cursor`,
 /// `order`) and the model's filters, each value checked as its field.
-pub fn parse(spec: &Spec, params: &[(String, String)]) -> Result<Query, QueryError> {
+pub fn parse(
+    spec: &Spec,
+    custom: &Custom,
+    params: &[(String, String)],
+) -> Result<Query, QueryError> {
     let mut errors = FieldErrors::new();
     let mut conditions = Vec::new();
     let (mut limit, mut order, mut cursor) = (None, None, None);
@@ -70,6 +75,17 @@ pub fn parse(spec: &Spec, params: &[(String, String)]) -> Result<Query, QueryErr
             "limit" => limit = Some(value.as_str()),
             "order" => order = Some(value.as_str()),
             "cursor" => cursor = Some(value.as_str()),
+            _ if spec.has_custom() && name.starts_with("custom.") => {
+                let key = &name["custom.".len()..];
+                let json = check::parameter(value, MAX_PARAM).and_then(|v| custom.filter(key, v));
+                match json {
+                    Ok(j) => conditions.push(Expr::cust_with_values(
+                        "t.custom @> $1::jsonb",
+                        [Value::from(j.to_string())],
+                    )),
+                    Err(m) => errors.add(name, m),
+                }
+            }
             _ => {
                 let Some(filter) = spec.meta.filters.iter().find(|f| f.param() == name) else {
                     return Err(QueryError::Unknown(name.clone()));
@@ -157,14 +173,21 @@ fn condition(spec: &Spec, filter: ListFilter, value: &str) -> Result<Expr, Strin
                 _ => Json::String(value.to_owned()),
             };
             let input = serde_json::Map::from_iter([(name.to_owned(), json)]);
-            let checked = check::input(spec, &input, Mode::Update, ServerFields::Ignore, None)
-                .map_err(|r| {
-                    r.errors
-                        .errors
-                        .into_iter()
-                        .next()
-                        .map_or_else(|| "is invalid".into(), |e| e.message)
-                })?;
+            let checked = check::input(
+                spec,
+                &Custom::none(),
+                &input,
+                Mode::Update,
+                ServerFields::Ignore,
+                None,
+            )
+            .map_err(|r| {
+                r.errors
+                    .errors
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| "is invalid".into(), |e| e.message)
+            })?;
             let v = match checked.get(name) {
                 Some(Json::Bool(b)) => Value::from(*b),
                 Some(Json::String(s)) => Value::from(s.clone()),
@@ -322,11 +345,12 @@ mod tests {
     #[test]
     fn checks_parameters() {
         assert!(matches!(
-            parse(&CLIENTS, &p(&[("colour", "red")])),
+            parse(&CLIENTS, &Custom::none(), &p(&[("colour", "red")])),
             Err(QueryError::Unknown(_))
         ));
         let Err(QueryError::Invalid(e)) = parse(
             &CLIENTS,
+            &Custom::none(),
             &p(&[
                 ("status", "weird"),
                 ("limit", "0"),
@@ -337,7 +361,12 @@ mod tests {
             panic!("invalid")
         };
         assert_eq!(e.errors.len(), 4);
-        let q = parse(&USERS, &p(&[("q", "50%_off"), ("role", "Sales")])).expect("valid");
+        let q = parse(
+            &USERS,
+            &Custom::none(),
+            &p(&[("q", "50%_off"), ("role", "Sales")]),
+        )
+        .expect("valid");
         let mut select = Select::select();
         select.expr(Expr::cust("1"));
         for c in q.conditions {

@@ -44,6 +44,9 @@ pub enum Kind {
     Version,
     /// One of a closed set of strings.
     Choice(&'static [&'static str]),
+    /// The values of the tenant's custom fields: an object checked against
+    /// its field sets ([`crate::custom`]).
+    Custom,
 }
 
 impl Kind {
@@ -56,6 +59,7 @@ impl Kind {
             Self::Date => "date",
             Self::Timestamp => "timestamptz",
             Self::Version => "bigint",
+            Self::Custom => "jsonb",
         }
     }
 }
@@ -263,6 +267,9 @@ pub struct Spec {
     /// The record as callers see it, as SQL over alias `t`: computed once,
     /// used by every read.
     json: String,
+    /// The same with objects as JSON text, for clients whose columns hold
+    /// only scalars (WatermelonDB).
+    json_flat: String,
     columns: String,
 }
 
@@ -293,14 +300,23 @@ impl Spec {
             .iter()
             .map(|f| format!("'{0}', t.{0}", f.name))
             .collect();
+        let mut flat: Vec<String> = public
+            .iter()
+            .map(|f| match f.kind {
+                Kind::Custom => format!("'{0}', t.{0}::text", f.name),
+                _ => format!("'{0}', t.{0}", f.name),
+            })
+            .collect();
         let mut columns: Vec<String> = public.iter().map(|f| format!("t.{}", f.name)).collect();
         for (name, sql) in meta.computed {
             json.push(format!("'{name}', {sql}"));
+            flat.push(format!("'{name}', {sql}"));
             columns.push((*sql).to_owned());
         }
         Self {
             table: E::default().table_name(),
             json: format!("json_build_object({})", json.join(", ")),
+            json_flat: format!("json_build_object({})", flat.join(", ")),
             columns: columns.join(", "),
             fields,
             meta,
@@ -315,6 +331,11 @@ impl Spec {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// Whether records of this model carry custom fields.
+    pub fn has_custom(&self) -> bool {
+        self.fields.iter().any(|f| f.kind == Kind::Custom)
+    }
+
     /// A field callers see, by name.
     pub fn public_field(&self, name: &str) -> Option<&Field> {
         self.field(name).filter(|f| f.public())
@@ -324,6 +345,11 @@ impl Spec {
     /// computed ones): a record as sync pulls deliver it.
     pub fn json_sql(&self) -> &str {
         &self.json
+    }
+
+    /// [`Spec::json_sql`] with object fields (`custom`) as JSON text.
+    pub fn json_flat_sql(&self) -> &str {
+        &self.json_flat
     }
 
     /// The SELECT list of a record as callers see it, over alias `t`: the
@@ -447,6 +473,7 @@ impl Describe for entity::clients::Entity {
             C::Country => Rule::client(COUNTRY),
             C::TaxId => Rule::client(text(1, 50)),
             C::Industry => Rule::client(text(1, 100)),
+            C::Custom => Rule::client(Kind::Custom),
             C::Version => Rule::version(),
             C::CreatedAt | C::UpdatedAt => Rule::stamp(),
         }
@@ -481,6 +508,7 @@ impl Describe for entity::contacts::Entity {
             C::Phone => Rule::client(text(1, 50)),
             C::Position => Rule::client(text(1, 100)),
             C::IsPrimary => Rule::client(Kind::Bool).or(Initial::Bool(false)),
+            C::Custom => Rule::client(Kind::Custom),
             C::Version => Rule::version(),
             C::CreatedAt | C::UpdatedAt => Rule::stamp(),
         }
@@ -527,6 +555,7 @@ impl Describe for entity::tasks::Entity {
             C::DueDate => Rule::client(Kind::Date),
             C::AssigneeId | C::ClientId => Rule::client(Kind::Uuid),
             C::CreatedBy => Rule::owned(Kind::Uuid, Owner::Author),
+            C::Custom => Rule::client(Kind::Custom),
             C::CompletedAt => Rule::stamp(),
             C::Version => Rule::version(),
             C::CreatedAt | C::UpdatedAt => Rule::stamp(),

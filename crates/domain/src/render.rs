@@ -63,6 +63,10 @@ pub fn record(spec: &Spec, row: &QueryResult, at: usize) -> Result<String, DbErr
                 }
                 None => out.push_str("null"),
             },
+            Kind::Custom => match row.try_get_by_index::<Option<serde_json::Value>>(i)? {
+                Some(v) => out.push_str(&v.to_string()),
+                None => out.push_str("null"),
+            },
             Kind::Version => match row.try_get_by_index::<Option<i64>>(i)? {
                 Some(v) => {
                     let _ = write!(out, "{v}");

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::access::{Denied, Permissions};
 use crate::check::{self, Mode, Refusal, ServerFields};
+use crate::custom::Custom;
 use crate::list::{self, Page, QueryError};
 use crate::record::Spec;
 use crate::store::{self, Returning, StoreError};
@@ -59,7 +60,8 @@ pub async fn list(
     params: &[(String, String)],
 ) -> Result<Page, ServiceError> {
     let scope = actor.permissions.read(spec)?;
-    let query = list::parse(spec, params)?;
+    let custom = Custom::load(conn, spec).await?;
+    let query = list::parse(spec, &custom, params)?;
     Ok(list::page(conn, spec, scope, actor.user, query).await?)
 }
 
@@ -84,8 +86,10 @@ pub async fn create(
     input: &Map<String, Value>,
 ) -> Result<(String, i64), ServiceError> {
     let scope = actor.permissions.write(spec)?;
+    let custom = Custom::load(conn, spec).await?;
     let fields = check::input(
         spec,
+        &custom,
         input,
         Mode::Create,
         ServerFields::Refuse,
@@ -125,8 +129,16 @@ pub async fn update(
     input: &Map<String, Value>,
 ) -> Result<(String, i64), ServiceError> {
     let scope = actor.permissions.write(spec)?;
-    let fields = check::input(spec, input, Mode::Update, ServerFields::Refuse, None)
-        .map_err(ServiceError::Refused)?;
+    let custom = Custom::load(conn, spec).await?;
+    let fields = check::input(
+        spec,
+        &custom,
+        input,
+        Mode::Update,
+        ServerFields::Refuse,
+        None,
+    )
+    .map_err(ServiceError::Refused)?;
     let cols: Vec<&str> = fields.keys().map(String::as_str).collect();
     let rows = [store::row(id, Some(version), &fields)];
     let written = store::update(

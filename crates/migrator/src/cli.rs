@@ -43,6 +43,12 @@ pub enum Command {
     /// Platform operators, who sign in on the bare base domain.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Platform field sets: author them and distribute them to tenants.
+    #[command(subcommand, name = "field-sets")]
+    FieldSets(FieldSetsCommand),
+    /// Durable platform jobs: progress, cancel, retry, and a worker.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Event deliveries (webhooks): their queues, pause and resume, on the
     /// whole platform or, with --tenant, for one tenant.
     Events {
@@ -170,5 +176,92 @@ pub enum TenantCommand {
         /// Repeat the slug to confirm.
         #[arg(long, value_name = "SLUG")]
         confirm: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FieldSetsCommand {
+    /// List the platform field sets.
+    List,
+    /// Show one, with its definitions.
+    Show { id: uuid::Uuid },
+    /// Author a set from a JSON file: `{"model", "name", "label", "fields"}`.
+    Create {
+        #[arg(long, value_name = "PATH")]
+        file: std::path::PathBuf,
+    },
+    /// Replace a set from a JSON file, if it is still at --version.
+    Update {
+        id: uuid::Uuid,
+        #[arg(long)]
+        version: i32,
+        #[arg(long, value_name = "PATH")]
+        file: std::path::PathBuf,
+    },
+    /// Delete a set (tenants keep their copies).
+    Delete { id: uuid::Uuid },
+    /// Distribute a set to tenants as a job, or with --dry-run report what
+    /// each strategy would change in each tenant.
+    Distribute {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        targets: Targets,
+        /// skip, overwrite or merge.
+        #[arg(long, default_value = "skip", required_unless_present = "dry_run")]
+        strategy: String,
+        /// Report what each strategy would do; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Items run at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=64))]
+        concurrency: i32,
+        /// Run the job here and wait for it, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct Targets {
+    /// Every active or suspended tenant.
+    #[arg(long, conflicts_with_all = ["tenants", "search", "status"])]
+    pub all: bool,
+    /// This tenant (repeatable).
+    #[arg(long = "tenant", value_name = "SLUG")]
+    pub tenants: Vec<String>,
+    /// Tenants whose slug or name contains this text.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Tenants of this status (active, suspended).
+    #[arg(long)]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The latest jobs and their progress.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+    /// One job's progress (done, failed, pending, rate, ETA), and its items.
+    Show {
+        id: uuid::Uuid,
+        /// List every item, not only the failed ones.
+        #[arg(long)]
+        items: bool,
+    },
+    /// Stop a job: its pending items are not run.
+    Cancel { id: uuid::Uuid },
+    /// Run a job's failed and cancelled items again.
+    Retry { id: uuid::Uuid },
+    /// Run job items here (as every server does), until stopped or, with
+    /// --until-idle, until none is ready.
+    Work {
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+        #[arg(long)]
+        until_idle: bool,
     },
 }

@@ -64,11 +64,11 @@ struct Settings {
     tenancy: TenancySettings,
 }
 
-struct Context {
-    db: DatabaseConnection,
-    registry: Registry,
+pub(crate) struct Context {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) registry: Registry,
     settings: Settings,
-    out: Output,
+    pub(crate) out: Output,
 }
 
 async fn context(cli: &Cli, pool_size: u32) -> Result<Context, CliError> {
@@ -128,6 +128,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 format!("created operator {email}")
             });
             Ok(ExitCode::SUCCESS)
+        }
+        Command::FieldSets(cmd) => crate::jobs::field_sets(&context(&cli, 8).await?, cmd).await,
+        Command::Jobs(cmd) => {
+            let workers = match cmd {
+                crate::cli::JobsCommand::Work { workers, .. } => u32::from(*workers),
+                _ => 1,
+            };
+            crate::jobs::jobs_command(&context(&cli, workers + 2).await?, cmd).await
         }
         Command::Events { action, tenant } => {
             events(&context(&cli, 1).await?, *action, tenant.as_deref()).await

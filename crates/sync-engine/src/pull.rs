@@ -110,6 +110,9 @@ pub struct Page<'a> {
     /// again from an older one, or none) needs them, or a record deleted
     /// meanwhile stays on the device for good.
     pub tombstones: bool,
+    /// Whether object fields (`custom`) travel as JSON text: WatermelonDB
+    /// columns hold only scalars (its `@json` fields are text).
+    pub flat: bool,
 }
 
 /// Pulls up to `limit` changes of `models` for `caller`, from `cursor` (a
@@ -125,6 +128,7 @@ pub async fn pull(
     limit: usize,
     device: Option<&str>,
     tombstones: bool,
+    flat: bool,
 ) -> Result<Pulled, SyncError> {
     let scopes = models
         .iter()
@@ -224,7 +228,11 @@ pub async fn pull(
                  (array_agg(txid::text ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_txid, \
                  (array_agg(record_id ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_id \
              FROM numbered",
-            json = model.json_sql(),
+            json = if flat {
+                model.json_flat_sql()
+            } else {
+                model.json_sql()
+            },
             table = model.table,
             conds = conditions.join(" AND "),
         );
@@ -299,6 +307,7 @@ pub async fn for_caller(
         limit,
         device,
         tombstones,
+        flat,
     } = page;
     if let Some(d) = device {
         domain::check::parameter(d, 200).map_err(|message| SyncError::Invalid {
@@ -315,7 +324,7 @@ pub async fn for_caller(
     let cursor = cursor.map(|c| key.decode(c, tenant)).transpose()?;
     let perms = Permissions::load(conn, roles).await?;
     pull(
-        conn, tenant, user, &perms, models, cursor, limit, device, tombstones,
+        conn, tenant, user, &perms, models, cursor, limit, device, tombstones, flat,
     )
     .await
 }

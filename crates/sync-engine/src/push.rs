@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use domain::access::{Permissions, Scope};
 use domain::check::{self, Mode, ServerFields};
+use domain::custom::Custom;
 use domain::store::{self, Returning};
 
 use crate::error::SyncError;
@@ -340,6 +341,8 @@ pub async fn push(
     // Validate and group consecutive mutations of one model and kind; a
     // record met twice in one run starts a new run.
     let mut runs: Vec<Run> = Vec::new();
+    // Each model's custom field definitions, loaded on first use.
+    let mut customs: HashMap<&'static str, Custom> = HashMap::new();
     for (i, m) in mutations.iter().enumerate() {
         index.insert(m.mutation_id, i);
         if m.mutation_id <= last {
@@ -359,7 +362,20 @@ pub async fn push(
                 } else {
                     Mode::Update
                 };
-                match check::input(md, &m.fields, mode, ServerFields::Ignore, Some(caller)) {
+                let custom = match customs.entry(md.name()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(Custom::load(conn, md).await?)
+                    }
+                };
+                match check::input(
+                    md,
+                    custom,
+                    &m.fields,
+                    mode,
+                    ServerFields::Ignore,
+                    Some(caller),
+                ) {
                     Ok(f) => f,
                     Err(refusal) => {
                         results[i] = Some(failed(

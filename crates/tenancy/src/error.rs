@@ -38,6 +38,10 @@ pub enum Error {
         "tenant `{0}` is not at the current migration version: run `migrator tenants up` first"
     )]
     NotCurrent(crate::slug::Slug),
+    #[error("no job {0}")]
+    JobNotFound(uuid::Uuid),
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("redis: {0}")]

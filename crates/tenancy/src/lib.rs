@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod host;
+pub mod jobs;
 pub mod migrate;
 pub mod operators;
 pub mod provision;

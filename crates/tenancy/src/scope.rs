@@ -29,6 +29,11 @@ impl TenantTx {
         Ok(Self { txn, schema })
     }
 
+    /// A transaction whose `search_path` the caller has set to `schema`.
+    pub(crate) fn entered(txn: DatabaseTransaction, schema: SchemaName) -> Self {
+        Self { txn, schema }
+    }
+
     /// The connection to run the tenant's queries on.
     pub fn conn(&self) -> &DatabaseTransaction {
         &self.txn

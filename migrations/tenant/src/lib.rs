@@ -27,6 +27,7 @@ mod m20261124_000016_index_journal_by_transaction;
 mod m20261124_000017_journal_diff_once;
 mod m20261124_000018_journal_functions_per_table;
 mod m20261124_000019_follow_the_journal_once;
+mod m20261124_000020_create_field_sets;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000017_journal_diff_once::Migration),
             Box::new(m20261124_000018_journal_functions_per_table::Migration),
             Box::new(m20261124_000019_follow_the_journal_once::Migration),
+            Box::new(m20261124_000020_create_field_sets::Migration),
         ]
     }
 }

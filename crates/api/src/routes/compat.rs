@@ -329,6 +329,7 @@ pub async fn pull(
                 limit: batch,
                 device: None,
                 tombstones: false,
+                flat: false,
             },
         )
         .await?;

@@ -10,6 +10,7 @@ use crate::middleware::tenant::resolve_tenant;
 pub mod audit;
 pub mod auth;
 pub mod compat;
+pub mod field_sets;
 pub mod health;
 pub mod notifications;
 pub mod offline;
@@ -36,6 +37,7 @@ pub fn config(cfg: &mut ServiceConfig) {
                 .configure(records::contacts::config)
                 .configure(records::tasks::config)
                 .configure(records::notes::config)
+                .configure(field_sets::config)
                 .configure(platform::config)
                 .configure(audit::config)
                 .configure(webhooks::config)

@@ -38,6 +38,25 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 /// Most records one WatermelonDB pull returns (it has no paging).
 const WATERMELON_MAX: usize = 200_000;
 
+/// Mutations made from WatermelonDB raw records: as [`fields_of`], with
+/// object fields (`custom`) read back from the JSON text they travel as
+/// (an empty text is an empty object; text that is not JSON stays as it is
+/// and is refused like any value of the wrong type).
+fn watermelon_fields(record: &Map<String, serde_json::Value>) -> Map<String, serde_json::Value> {
+    let mut fields = fields_of(record);
+    if let Some(serde_json::Value::String(text)) = fields.get("custom") {
+        let parsed = if text.trim().is_empty() {
+            Some(serde_json::Value::Object(Map::new()))
+        } else {
+            serde_json::from_str::<serde_json::Value>(text).ok()
+        };
+        if let Some(v) = parsed.filter(serde_json::Value::is_object) {
+            fields.insert("custom".into(), v);
+        }
+    }
+    fields
+}
+
 /// Mutations made from client records: server-kept keys are dropped.
 fn fields_of(record: &Map<String, serde_json::Value>) -> Map<String, serde_json::Value> {
     record
@@ -142,6 +161,7 @@ pub async fn watermelon_pull(
                 limit: MAX_PAGE,
                 device: b.device_id.as_deref(),
                 tombstones: false,
+                flat: true,
             },
         )
         .await?;
@@ -271,8 +291,8 @@ pub async fn watermelon_push(
             // applied as an update, as WatermelonDB's backend contract says.
             let id = uuid_of(r.get("id"))?;
             match existing.get(&id) {
-                Some((version, _)) => next(Op::Update, id, Some(*version), fields_of(r)),
-                None => next(Op::Create, id, None, fields_of(r)),
+                Some((version, _)) => next(Op::Update, id, Some(*version), watermelon_fields(r)),
+                None => next(Op::Create, id, None, watermelon_fields(r)),
             }
         }
         for r in &c.updated {
@@ -281,7 +301,7 @@ pub async fn watermelon_push(
                 Op::Update,
                 uuid_of(r.get("id"))?,
                 version.or(Some(1)),
-                fields_of(r),
+                watermelon_fields(r),
             );
         }
         let deleted = c
@@ -403,6 +423,7 @@ pub async fn rxdb_pull(
             device: None,
             // RxDB may start over holding documents (see `Page::tombstones`).
             tombstones: true,
+            flat: false,
         },
     )
     .await?;

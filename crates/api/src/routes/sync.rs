@@ -146,6 +146,7 @@ pub async fn pull(
                     limit: b.limit.unwrap_or(1000),
                     device: b.client_id.as_deref(),
                     tombstones: false,
+                    flat: false,
                 },
             )
             .await

@@ -8,6 +8,7 @@ mod bench_common;
 mod clients;
 mod config;
 mod crm;
+mod custom_fields;
 mod hardening;
 mod helpers;
 mod hosts;

@@ -127,6 +127,7 @@ impl World<'_> {
             Kind::Choice(set) => json!(set[set.len() - 1]),
             Kind::Timestamp => json!("2026-12-01T10:00:00Z"),
             Kind::Version => json!(1),
+            Kind::Custom => json!({}),
         }
     }
 
@@ -161,6 +162,10 @@ impl World<'_> {
             }
             Kind::Date => out.push(("invalid".into(), Some(json!("2026-13-01")))),
             Kind::Choice(_) => out.push(("unknown choice".into(), Some(json!("weird")))),
+            Kind::Custom => {
+                out.push(("unknown key".into(), Some(json!({"nope": 1}))));
+                out.push(("NUL key".into(), Some(json!({"a\u{0}": 1}))));
+            }
             _ => {}
         }
         out

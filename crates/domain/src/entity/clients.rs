@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "clients")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -20,6 +20,8 @@ pub struct Model {
     pub country: Option<String>,
     pub tax_id: Option<String>,
     pub industry: Option<String>,
+    /// Values of the tenant's custom fields, by key.
+    pub custom: Json,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "contacts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -14,6 +14,8 @@ pub struct Model {
     pub phone: Option<String>,
     pub position: Option<String>,
     pub is_primary: bool,
+    /// Values of the tenant's custom fields, by key.
+    pub custom: Json,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "tasks")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -16,6 +16,8 @@ pub struct Model {
     pub client_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub completed_at: Option<DateTimeUtc>,
+    /// Values of the tenant's custom fields, by key.
+    pub custom: Json,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

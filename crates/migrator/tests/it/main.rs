@@ -1,6 +1,7 @@
 //! Tests of the `migrator` binary against real PostgreSQL and Redis.
 
 mod cli;
+mod distribution;
 mod tenants_up;
 
 use std::process::Output;
