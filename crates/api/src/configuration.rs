@@ -15,6 +15,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub sync: SyncSettings,
     pub audit: AuditSettings,
+    pub jobs: JobSettings,
     pub events: crate::webhooks::EventSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: SignupSettings,
@@ -27,6 +28,17 @@ pub struct AuditSettings {
     /// Days journal entries are kept where a tenant has not set its own
     /// retention; older ones are purged by the maintenance loop.
     pub retention_days: u64,
+}
+
+/// `[jobs]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    /// Job workers this server runs (0: none; another process runs them,
+    /// e.g. `migrator jobs work`).
+    pub workers: usize,
+    /// How often an idle worker looks for ready items it was not woken
+    /// for (retries whose wait is over).
+    pub idle_poll_ms: u64,
 }
 
 /// `[signup]`

@@ -101,6 +101,8 @@ impl From<tenancy::Error> for ApiError {
                 Self::Unavailable("database")
             }
             tenancy::Error::TenantNotFound(_) => Self::NotFound("tenant"),
+            tenancy::Error::JobNotFound(_) => Self::NotFound("job"),
+            tenancy::Error::InvalidJob(why) => Self::field("job", why),
             e @ (tenancy::Error::TenantExists(_)
             | tenancy::Error::DomainTaken(_)
             | tenancy::Error::NotCurrent(_)) => Self::Conflict(e.to_string()),

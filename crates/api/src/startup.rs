@@ -55,6 +55,8 @@ pub struct Application {
     stream_task: tokio::task::JoinHandle<()>,
     standing_task: tokio::task::JoinHandle<()>,
     signup_purge_task: tokio::task::JoinHandle<()>,
+    stop_jobs: tokio::sync::watch::Sender<bool>,
+    job_tasks: Vec<tokio::task::JoinHandle<()>>,
     resolver: Arc<Resolver>,
     standings: Arc<Standings>,
 }
@@ -95,6 +97,14 @@ impl Application {
             wakeups.deliveries(),
         )
         .map_err(StartupError::Dispatcher)?;
+        let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let job_tasks = platform::worker::spawn(
+            resolver.registry(),
+            settings.jobs.workers,
+            wakeups.jobs(),
+            &jobs_stopped,
+            Duration::from_millis(settings.jobs.idle_poll_ms.max(50)),
+        );
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
         let standing_task = standings.spawn_listener(settings.database.listen_url().to_owned());
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
@@ -194,6 +204,8 @@ impl Application {
             stream_task,
             standing_task,
             signup_purge_task,
+            stop_jobs,
+            job_tasks,
             resolver,
             standings,
         })
@@ -223,6 +235,12 @@ impl Application {
         self.stream_task.abort();
         self.standing_task.abort();
         self.signup_purge_task.abort();
+        // Workers finish the item in hand (its transaction commits or
+        // rolls back whole either way).
+        let _ = self.stop_jobs.send(true);
+        for task in self.job_tasks {
+            let _ = task.await;
+        }
         result
     }
 }

@@ -163,6 +163,7 @@ impl Changes {
 pub struct Wakeups {
     tx: broadcast::Sender<String>,
     events: broadcast::Sender<String>,
+    jobs: broadcast::Sender<String>,
 }
 
 impl Wakeups {
@@ -171,20 +172,24 @@ impl Wakeups {
     pub fn spawn(url: String) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (tx, _) = broadcast::channel(1024);
         let (events, _) = broadcast::channel(1024);
-        let this = Arc::new(Self { tx, events });
+        let (jobs, _) = broadcast::channel(64);
+        let this = Arc::new(Self { tx, events, jobs });
         let me = Arc::clone(&this);
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 if let Ok(mut listener) = PgListener::connect(&url).await
-                    && listener.listen_all([CHANNEL, EVENTS]).await.is_ok()
+                    && listener
+                        .listen_all([CHANNEL, EVENTS, tenancy::jobs::CHANNEL])
+                        .await
+                        .is_ok()
                 {
                     backoff = Duration::from_millis(100);
                     while let Ok(Some(note)) = listener.try_recv().await {
-                        let to = if note.channel() == EVENTS {
-                            &me.events
-                        } else {
-                            &me.tx
+                        let to = match note.channel() {
+                            EVENTS => &me.events,
+                            tenancy::jobs::CHANNEL => &me.jobs,
+                            _ => &me.tx,
                         };
                         let _ = to.send(note.payload().to_owned());
                     }
@@ -199,6 +204,11 @@ impl Wakeups {
     /// Schemas with something new for their streams.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.tx.subscribe()
+    }
+
+    /// New or retried platform job items.
+    pub fn jobs(&self) -> &broadcast::Sender<String> {
+        &self.jobs
     }
 
     /// Schemas with deliveries due.

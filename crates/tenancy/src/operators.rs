@@ -1,7 +1,7 @@
 //! Platform operators: the people who run Strata, stored in the `public`
 //! schema and signing in on the bare base domain only.
 
-use sea_orm::{DatabaseConnection, FromQueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 use uuid::Uuid;
 
 use crate::error::{Error, is_duplicate};
@@ -108,4 +108,16 @@ pub async fn revoke(db: &DatabaseConnection, email: &str, disable: bool) -> Resu
     )
     .await?;
     Ok(res.rows_affected() > 0)
+}
+
+/// The e-mail address of operator `id`, if it exists (to name who did
+/// what).
+pub async fn email_of(db: &DatabaseConnection, id: Uuid) -> Result<Option<String>, Error> {
+    let row = db
+        .query_one_raw(stmt(
+            "SELECT email FROM public.platform_operators WHERE id = $1",
+            [id.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index::<String>(0)).transpose()?)
 }

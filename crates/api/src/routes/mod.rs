@@ -15,6 +15,7 @@ pub mod health;
 pub mod notifications;
 pub mod offline;
 pub mod platform;
+pub mod platform_ops;
 pub mod records;
 pub mod sync;
 pub mod tenant;
@@ -39,6 +40,7 @@ pub fn config(cfg: &mut ServiceConfig) {
                 .configure(records::notes::config)
                 .configure(field_sets::config)
                 .configure(platform::config)
+                .configure(platform_ops::config)
                 .configure(audit::config)
                 .configure(webhooks::config)
                 .configure(notifications::config)

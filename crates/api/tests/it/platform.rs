@@ -170,3 +170,157 @@ async fn operators_clone_a_tenant_that_then_serves_its_own_host() {
     let list: serde_json::Value = res.json().await.expect("json");
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
 }
+
+/// Sends `method path` on the platform host as the bearer of `token`.
+async fn platform(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}/api/v1/platform{path}", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn operators_distribute_a_field_set_that_the_servers_workers_apply() {
+    let db = TestDb::new(4).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    for i in 0..5 {
+        db.create_tenant(&format!("org-{i}")).await;
+    }
+    let app = spawn_app(&db, 8).await;
+    let ops = crate::helpers::operator_token(&db, &app).await;
+    let (s, set) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        "/field-sets",
+        Some(
+            json!({"model": "clients", "name": "esg", "label": "ESG", "fields": [
+                {"key": "sector", "label": "Sector", "type": "single_choice",
+                 "options": ["energy", "retail"]}
+            ]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{set}");
+    let id = set["id"].as_str().expect("id").to_owned();
+    // Bad input: no strategy, unknown tenants, both a list and all.
+    for (body, field) in [
+        (json!({"targets": {"all": true}}), "strategy"),
+        (
+            json!({"targets": {"tenants": ["nobody"]}, "strategy": "skip"}),
+            "tenants[0]",
+        ),
+        (
+            json!({"targets": {"all": true, "tenants": ["acme"]}, "strategy": "skip"}),
+            "targets",
+        ),
+    ] {
+        let (s, body) = platform(
+            &app,
+            &ops,
+            Method::POST,
+            &format!("/field-sets/{id}/distribute"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 422, "{body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    }
+    // The dry run writes nothing and says each tenant would install it.
+    let (s, dry) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        &format!("/field-sets/{id}/distribute"),
+        Some(json!({"targets": {"search": "org"}, "dry_run": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{dry}");
+    let tenants = dry["tenants"].as_array().expect("tenants");
+    assert_eq!(tenants.len(), 5);
+    assert_eq!(
+        tenants[0]["strategies"]["merge"]["outcome"]["action"],
+        "installed"
+    );
+    // The real run is a job the server's own workers carry out.
+    let (s, job) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        &format!("/field-sets/{id}/distribute"),
+        Some(json!({"targets": {"all": true}, "strategy": "merge"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["total"], 6);
+    assert_eq!(job["created_by"], "ops@strata.test");
+    let job_id = job["id"].as_str().expect("id").to_owned();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (s, body) = platform(&app, &ops, Method::GET, &format!("/jobs/{job_id}"), None).await;
+        assert_eq!(s, 200, "{body}");
+        last = body;
+        if last["status"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (
+            last["status"].clone(),
+            last["done"].clone(),
+            last["percent"].clone()
+        ),
+        (json!("finished"), json!(6), json!(100.0)),
+        "{last}"
+    );
+    assert_eq!(last["items"][0]["result"]["action"], "installed");
+    // The tenant sees the set and its field checks records.
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    let res = app
+        .on("acme", Method::POST, "/api/v1/clients")
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Coal Co", "custom": {"sector": "coal"}}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 422);
+    // Jobs are listed; retry and cancel of a finished job change nothing;
+    // tenant users cannot see jobs.
+    let (s, list) = platform(&app, &ops, Method::GET, "/jobs", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list[0]["id"], json!(job_id));
+    let (s, _) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        &format!("/jobs/{job_id}/retry"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = platform(&app, &admin, Method::GET, "/jobs", None).await;
+    assert_eq!(s, 401);
+    let (s, _) = platform(
+        &app,
+        &ops,
+        Method::GET,
+        &format!("/jobs/{}", uuid::Uuid::nil()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+}
