@@ -1,6 +1,10 @@
 //! Platform benchmark: cloning a tenant of `BENCH_CLIENTS` (default
 //! 100,000) clients within the database, beside `pg_dump -n <schema> |
-//! psql` of the same schema into another database in the same run.
+//! psql` of the same schema into another database in the same run; then
+//! distributing a field set to `BENCH_TENANTS` (default 1,000) tenants as
+//! a job run by 4 workers (install, then a merge of the next version, and
+//! the dry run), beside the floor: one INSERT into each tenant's
+//! `field_sets`, each in its own transaction.
 //!
 //! `just bench-platform` runs it.
 
@@ -17,7 +21,7 @@ use tenancy::{NewTenant, Slug, TenantTx};
 #[tokio::main]
 async fn main() {
     let n: usize = env_or("BENCH_CLIENTS", 100_000);
-    let db = TestDb::new(4).await;
+    let db = TestDb::new(12).await;
     let registry = db.registry();
     let new = |slug: &str| {
         NewTenant::new(Slug::parse(slug).expect("slug"), slug, &[], "localhost").expect("tenant")
@@ -77,5 +81,128 @@ async fn main() {
         } else {
             "with errors"
         }
+    );
+    distribution(&db).await;
+}
+
+async fn distribution(db: &TestDb) {
+    use domain::custom::merge::Strategy;
+    use futures::StreamExt;
+    use platform::distribution::{self, Targets};
+    use platform::field_sets;
+
+    let n: usize = env_or("BENCH_TENANTS", 1_000);
+    let registry = db.registry();
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(8, |i| {
+            let registry = registry.clone();
+            async move {
+                let slug = format!("org-{i:05}");
+                registry
+                    .create(
+                        &NewTenant::new(Slug::parse(&slug).expect("slug"), &slug, &[], "localhost")
+                            .expect("tenant"),
+                    )
+                    .await
+                    .expect("create");
+            }
+        })
+        .await;
+    println!(
+        "\n== distribution to {n} tenants ==\nprovisioned {n} tenants in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let fields = |extra: bool| {
+        let mut f = serde_json::json!([
+            {"key": "sector", "label": "Sector", "type": "single_choice",
+             "options": ["energy", "retail", "transport"], "required": true, "default": "energy"},
+            {"key": "scope1", "label": "Scope 1 (tCO2e)", "type": "number"},
+            {"key": "scope2", "label": "Scope 2 (tCO2e)", "type": "number"},
+            {"key": "audited", "label": "Audited", "type": "boolean"},
+            {"key": "reported", "label": "Reported on", "type": "date"}
+        ]);
+        if extra {
+            f[0]["label"] = "Industry sector".into();
+            f.as_array_mut()
+                .expect("array")
+                .push(serde_json::json!({"key": "scope3", "label": "Scope 3", "type": "number"}));
+        }
+        f
+    };
+    let draft = |extra| field_sets::Draft {
+        model: "clients".into(),
+        name: "esg".into(),
+        label: "ESG".into(),
+        fields: fields(extra),
+    };
+    let set = field_sets::create(&db.db, &draft(false))
+        .await
+        .expect("set");
+    let all = Targets {
+        all: true,
+        ..Targets::default()
+    };
+    let run = |strategy: Strategy, set: uuid::Uuid| {
+        let registry = registry.clone();
+        let all = all.clone();
+        async move {
+            let started = Instant::now();
+            let job = distribution::start(&registry, set, &all, strategy, 8, "bench")
+                .await
+                .expect("start");
+            let workers = (0..4).map(|_| async {
+                while platform::worker::run_one(&registry).await.expect("worker") {}
+            });
+            futures::future::join_all(workers).await;
+            let secs = started.elapsed().as_secs_f64();
+            let p = tenancy::jobs::progress(registry.db(), job)
+                .await
+                .expect("progress");
+            assert_eq!((p.done, p.failed), (p.total, 0), "{p:?}");
+            println!(
+                "distribute ({}) to {} tenants: {secs:.2} s, {:.0} tenants/s",
+                strategy.as_str(),
+                p.total,
+                p.total as f64 / secs
+            );
+        }
+    };
+    run(Strategy::Skip, set.id).await;
+    let set = field_sets::update(&db.db, set.id, 1, &draft(true))
+        .await
+        .expect("v2");
+    let started = Instant::now();
+    let previews = distribution::dry_run(&registry, set.id, &all)
+        .await
+        .expect("dry run");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "dry run (every strategy) over {} tenants: {secs:.2} s, {:.0} tenants/s",
+        previews.len(),
+        previews.len() as f64 / secs
+    );
+    run(Strategy::Merge, set.id).await;
+
+    // The floor: one INSERT per tenant schema, each its own transaction.
+    let tenants = registry.list().await.expect("list");
+    let started = Instant::now();
+    futures::stream::iter(tenants.iter())
+        .for_each_concurrent(4, |t| async move {
+            let tx = TenantTx::begin(&db.db, t).await.expect("tx");
+            tx.conn()
+                .execute_unprepared(
+                    "INSERT INTO field_sets (id, model, name, label, fields) \
+                     VALUES (gen_random_uuid(), 'clients', 'floor', 'Floor', '[]')",
+                )
+                .await
+                .expect("insert");
+            tx.commit().await.expect("commit");
+        })
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "reference, one INSERT per tenant schema (4 at once): {secs:.2} s, {:.0} tenants/s",
+        tenants.len() as f64 / secs
     );
 }
