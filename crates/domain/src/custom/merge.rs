@@ -235,6 +235,9 @@ pub async fn land(
     set: &PlatformSet,
     strategy: Strategy,
 ) -> Result<Outcome, StoreError> {
+    // Before reading the copy: two distributions landing in one tenant at
+    // once would otherwise both see none.
+    sets::lock(conn).await?;
     let current = sets::by_origin(conn, set.id).await?;
     let origin = Origin {
         id: set.id,

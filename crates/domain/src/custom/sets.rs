@@ -173,6 +173,18 @@ async fn find(
     Ok(row.map(FieldSet::try_from).transpose()?)
 }
 
+/// Serialises the tenant's writers of field sets until the transaction
+/// ends (readers go on). Taken again by a caller that read first is a
+/// no-op.
+pub async fn lock(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
+    conn.execute_raw(stmt(
+        "LOCK TABLE field_sets IN SHARE ROW EXCLUSIVE MODE",
+        [],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Creates a set (`id` None) or replaces set `id` if it is still at
 /// `revision`: checks the definitions, keeps keys distinct across the
 /// model's sets, and retires removed definitions records still hold.
@@ -196,11 +208,7 @@ pub async fn save(
     let (Some(name), Some(label), Some(mut fields)) = (name, label, fields) else {
         return Err(StoreError::Invalid(errors));
     };
-    conn.execute_raw(stmt(
-        "LOCK TABLE field_sets IN SHARE ROW EXCLUSIVE MODE",
-        [],
-    ))
-    .await?;
+    lock(conn).await?;
     let old = match id {
         Some((id, revision)) => {
             let old = get(conn, id).await?;
@@ -357,11 +365,7 @@ pub async fn held_keys<'a>(
 /// model (one statement, journaled like any update); returns how many
 /// records lost values.
 pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> Result<u64, StoreError> {
-    conn.execute_raw(stmt(
-        "LOCK TABLE field_sets IN SHARE ROW EXCLUSIVE MODE",
-        [],
-    ))
-    .await?;
+    lock(conn).await?;
     let set = get(conn, id).await?;
     let spec = model_of(&set.model)?;
     let keys: Vec<String> = set.fields.iter().map(|d| d.key.clone()).collect();

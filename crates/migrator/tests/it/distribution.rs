@@ -345,3 +345,123 @@ async fn a_job_survives_ten_kills_of_its_worker_and_applies_each_item_once() {
             .is_some_and(|r| r["action"] == "installed")
     }));
 }
+
+#[tokio::test]
+async fn jobs_bound_their_concurrency_and_can_be_cancelled_and_retried() {
+    let db = TestDb::new(8).await;
+    create_tenants(&db, 6).await;
+    let registry = db.registry();
+    // org-005 has a local set of the same name: landing there fails, for
+    // good (another attempt would fail the same way).
+    let tenant = registry
+        .get(&tenancy::Slug::parse(&slug(5)).expect("slug"))
+        .await
+        .expect("tenant");
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
+    let local = sets::save(
+        tx.conn(),
+        None,
+        &Draft {
+            model: "clients".into(),
+            name: "esg".into(),
+            label: "Ours".into(),
+            fields: json!([]),
+        },
+        None,
+    )
+    .await
+    .expect("local set");
+    tx.commit().await.expect("commit");
+
+    let set = field_sets::create(&db.db, &draft(v1())).await.expect("set");
+    let job = distribution::start(
+        &registry,
+        set.id,
+        &Targets {
+            all: true,
+            ..Targets::default()
+        },
+        Strategy::Merge,
+        2,
+        "test",
+    )
+    .await
+    .expect("start");
+    // Two items at once, never a third.
+    let first = jobs::claim(&registry).await.expect("claim").expect("one");
+    let second = jobs::claim(&registry).await.expect("claim").expect("two");
+    assert_ne!(first.tenant.slug(), second.tenant.slug());
+    assert!(jobs::claim(&registry).await.expect("claim").is_none());
+    first
+        .complete(json!({"action": "test"}))
+        .await
+        .expect("complete");
+    let third = jobs::claim(&registry)
+        .await
+        .expect("claim")
+        .expect("a slot is free");
+    // Cancelling leaves the items in hand to finish and stops the rest.
+    let p = jobs::cancel(&db.db, job).await.expect("cancel");
+    assert_eq!((p.status.as_str(), p.cancelled), ("cancelled", 3), "{p:?}");
+    second
+        .complete(json!({"action": "test"}))
+        .await
+        .expect("complete");
+    third
+        .complete(json!({"action": "test"}))
+        .await
+        .expect("complete");
+    assert!(jobs::claim(&registry).await.expect("claim").is_none());
+    let p = jobs::progress(&db.db, job).await.expect("progress");
+    assert_eq!((p.done, p.cancelled, p.pending), (3, 3, 0), "{p:?}");
+
+    // Retry runs the cancelled items; the clash fails once, for good.
+    let p = jobs::retry(&db.db, job).await.expect("retry");
+    assert_eq!((p.status.as_str(), p.pending), ("running", 3), "{p:?}");
+    work(&registry, 2).await;
+    let p = jobs::progress(&db.db, job).await.expect("progress");
+    assert_eq!(
+        (p.status.as_str(), p.done, p.failed),
+        ("finished", 5, 1),
+        "{p:?}"
+    );
+    let failed = jobs::items(&db.db, job, Some("failed"))
+        .await
+        .expect("items");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].tenant.as_str(), failed[0].attempts),
+        ("org-005", 1)
+    );
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("already has a field set of this name")),
+        "{failed:?}"
+    );
+    // Once the local set is gone, retrying the failed item lands it.
+    let tx = TenantTx::begin(&db.db, &tenant).await.expect("tx");
+    sets::delete(tx.conn(), local.set.expect("set").id)
+        .await
+        .expect("delete");
+    tx.commit().await.expect("commit");
+    jobs::retry(&db.db, job).await.expect("retry");
+    work(&registry, 2).await;
+    let p = jobs::progress(&db.db, job).await.expect("progress");
+    assert_eq!(
+        (p.status.as_str(), p.done, p.failed),
+        ("finished", 6, 0),
+        "{p:?}"
+    );
+    // The CLI shows the same.
+    let out = migrator(
+        &db,
+        &["jobs", "show", &job.to_string(), "--items", "--json"],
+    )
+    .await;
+    assert!(out.status.success());
+    let shown = crate::stdout_json(&out);
+    assert_eq!(shown["job"]["done"], 6);
+    assert_eq!(shown["items"].as_array().map(Vec::len), Some(6));
+}
