@@ -464,4 +464,73 @@ async fn jobs_bound_their_concurrency_and_can_be_cancelled_and_retried() {
     let shown = crate::stdout_json(&out);
     assert_eq!(shown["job"]["done"], 6);
     assert_eq!(shown["items"].as_array().map(Vec::len), Some(6));
+    // Distributing from the command line: the dry run, then a job run
+    // here to its end.
+    let id = set.id.to_string();
+    let out = migrator(
+        &db,
+        &[
+            "field-sets",
+            "distribute",
+            &id,
+            "--all",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let previews = crate::stdout_json(&out);
+    assert_eq!(previews.as_array().map(Vec::len), Some(6));
+    // (The three items completed by hand above landed nothing.)
+    let skipped = previews
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["strategies"]["skip"]["outcome"]["action"] == "skipped")
+        .count();
+    assert_eq!(skipped, 3, "{previews}");
+    let out = migrator(
+        &db,
+        &[
+            "field-sets",
+            "distribute",
+            &id,
+            "--tenant",
+            "org-000",
+            "--strategy",
+            "overwrite",
+            "--wait",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ran = crate::stdout_json(&out);
+    assert_eq!(
+        (ran["job"]["status"].clone(), ran["job"]["done"].clone()),
+        (json!("finished"), json!(1))
+    );
+    let out = migrator(
+        &db,
+        &[
+            "field-sets",
+            "distribute",
+            &id,
+            "--tenant",
+            "nobody",
+            "--strategy",
+            "skip",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
 }
