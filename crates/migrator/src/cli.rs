@@ -164,6 +164,26 @@ pub enum TenantCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Write a tenant to a portable archive (a tar of its tables' rows in
+    /// COPY format and a signed manifest), from one snapshot.
+    Export {
+        slug: String,
+        /// Where to write it (`-` for standard output).
+        #[arg(long, value_name = "PATH")]
+        out: std::path::PathBuf,
+    },
+    /// Create a tenant from an archive, atomically: the archive is checked
+    /// whole (signature, checksums, versions) first, an older one is
+    /// migrated forward, one from a newer schema is refused.
+    Import {
+        /// The new tenant's slug.
+        slug: String,
+        #[arg(long = "from", value_name = "PATH")]
+        from: std::path::PathBuf,
+        /// Display name (default: the archive's).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// List tenants.
     List,
     /// Refuse a tenant's requests (403) until resumed.

@@ -42,7 +42,9 @@ impl From<tenancy::Error> for CliError {
             | E::DomainTaken(_)
             | E::OrphanSchema(_)
             | E::OperatorExists(_)
-            | E::TenantNotFound(_) => Self::Input(err.to_string()),
+            | E::TenantNotFound(_)
+            | E::Archive(_)
+            | E::ArchiveNewer(_) => Self::Input(err.to_string()),
             other => Self::Tenancy(other),
         }
     }
@@ -62,6 +64,7 @@ struct Settings {
     database: DatabaseSettings,
     redis: RedisSettings,
     tenancy: TenancySettings,
+    archive: tenancy::config::ArchiveSettings,
 }
 
 pub(crate) struct Context {
@@ -156,6 +159,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The archive key, from `archive.secret`.
+fn archive_key(ctx: &Context) -> Result<tenancy::archive::ArchiveKey, CliError> {
+    ctx.settings.archive.validate()?;
+    if ctx.settings.archive.is_development() {
+        eprintln!(
+            "migrator: warning: archive.secret is the development secret; set \
+             STRATA__ARCHIVE__SECRET to your own in production"
+        );
+    }
+    Ok(tenancy::archive::ArchiveKey::new(
+        &ctx.settings.archive.secret,
+    ))
 }
 
 /// `<slug>: deliveries running; 3 waiting (the oldest 1.2 s), 0 failed`.
@@ -526,6 +543,72 @@ async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError
                     from.slug().as_str(),
                     cloned.tables.len(),
                     started.elapsed().as_secs_f64()
+                )
+            });
+        }
+        TenantCommand::Export { slug, out } => {
+            let key = archive_key(ctx)?;
+            let slug = parse_slug(slug)?;
+            let started = std::time::Instant::now();
+            let to_stdout = out.as_os_str() == "-";
+            let exported = if to_stdout {
+                ctx.registry
+                    .export_tenant(&slug, &key, std::io::stdout().lock())
+                    .await?
+            } else {
+                let file = std::fs::File::create(out)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", out.display())))?;
+                ctx.registry
+                    .export_tenant(&slug, &key, std::io::BufWriter::new(file))
+                    .await?
+            };
+            let secs = started.elapsed().as_secs_f64();
+            if !to_stdout {
+                ctx.out.emit(&exported, || {
+                    format!(
+                        "exported {slug} to {}: {} rows in {} tables, {} bytes ({secs:.2}s, {:.0} rows/s)",
+                        out.display(),
+                        exported.rows,
+                        exported.tables.len(),
+                        exported.bytes,
+                        exported.rows as f64 / secs.max(0.001)
+                    )
+                });
+            }
+        }
+        TenantCommand::Import { slug, from, name } => {
+            let key = archive_key(ctx)?;
+            let file = std::fs::File::open(from)
+                .map_err(|e| CliError::Input(format!("{}: {e}", from.display())))?;
+            let (manifest, _) =
+                tenancy::archive::read_archive(&key, std::io::BufReader::new(&file))?;
+            let new = NewTenant::new(
+                parse_slug(slug)?,
+                name.as_deref().unwrap_or(&manifest.display_name),
+                &[],
+                &ctx.settings.tenancy.base_domain,
+            )?;
+            let file = std::fs::File::open(from)
+                .map_err(|e| CliError::Input(format!("{}: {e}", from.display())))?;
+            let started = std::time::Instant::now();
+            let imported = ctx
+                .registry
+                .import_tenant(&new, &key, std::io::BufReader::new(file))
+                .await?;
+            let secs = started.elapsed().as_secs_f64();
+            ctx.out.emit(&imported, || {
+                format!(
+                    "imported {} as {}: {} rows in {} tables ({secs:.2}s, {:.0} rows/s){}",
+                    imported.source,
+                    imported.tenant,
+                    imported.rows,
+                    imported.tables.len(),
+                    imported.rows as f64 / secs.max(0.001),
+                    if imported.migrated.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; migrated forward: {}", imported.migrated.join(", "))
+                    }
                 )
             });
         }

@@ -98,6 +98,64 @@ async fn columns(
         .collect::<Result<_, _>>()?)
 }
 
+/// Copies `plan`'s tables (name, columns) from schema `src` into `dst`
+/// (both quoted), in order, with set-based `INSERT … SELECT`s, the target's
+/// triggers off (the journal and sync tracking are copied, not made
+/// again); copied webhook endpoints are left inactive. Returns the rows per
+/// table.
+pub(crate) async fn copy_tables(
+    txn: &sea_orm::DatabaseTransaction,
+    src: &str,
+    dst: &str,
+    plan: &[(String, Vec<String>)],
+) -> Result<BTreeMap<String, u64>, Error> {
+    let mut tables = BTreeMap::new();
+    for (t, cols) in plan {
+        let cols = cols.join(", ");
+        txn.execute_unprepared(&format!("ALTER TABLE {dst}.{t} DISABLE TRIGGER USER"))
+            .await?;
+        let copied = txn
+            .execute_unprepared(&format!(
+                "INSERT INTO {dst}.{t} ({cols}) OVERRIDING SYSTEM VALUE \
+                 SELECT {cols} FROM {src}.{t}"
+            ))
+            .await?;
+        txn.execute_unprepared(&format!("ALTER TABLE {dst}.{t} ENABLE TRIGGER USER"))
+            .await?;
+        tables.insert(t.clone(), copied.rows_affected());
+    }
+    txn.execute_unprepared(&format!(
+        "UPDATE {dst}.webhook_endpoints SET active = false"
+    ))
+    .await?;
+    Ok(tables)
+}
+
+/// Sets every identity sequence of `schema` to go on after the ids its
+/// table holds.
+pub(crate) async fn continue_identities(
+    txn: &sea_orm::DatabaseTransaction,
+    schema: &SchemaName,
+) -> Result<(), Error> {
+    let dst = schema.quoted();
+    let identities = txn
+        .query_all_raw(stmt(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+              WHERE table_schema = $1 AND is_identity = 'YES'",
+            [schema.as_str().into()],
+        ))
+        .await?;
+    for r in &identities {
+        let (t, c): (String, String) = (r.try_get_by_index(0)?, r.try_get_by_index(1)?);
+        txn.execute_unprepared(&format!(
+            "SELECT setval(pg_get_serial_sequence('{dst}.{t}', '{c}'), \
+                           coalesce((SELECT max({c}) FROM {dst}.{t}), 0) + 1, false)"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 impl Registry {
     /// Creates `new` as a copy of `source`, which must be at the same
     /// migration version as a new tenant (run `tenants up` first).
@@ -147,42 +205,13 @@ impl Registry {
             .collect();
         txn.execute_unprepared(&format!("TRUNCATE {}", all.join(", ")))
             .await?;
-        let mut tables = BTreeMap::new();
-        for t in &order {
-            let cols = columns(&txn, from.schema(), t).await?.join(", ");
-            txn.execute_unprepared(&format!("ALTER TABLE {dst}.{t} DISABLE TRIGGER USER"))
-                .await?;
-            let copied = txn
-                .execute_unprepared(&format!(
-                    "INSERT INTO {dst}.{t} ({cols}) OVERRIDING SYSTEM VALUE \
-                     SELECT {cols} FROM {src}.{t}"
-                ))
-                .await?;
-            txn.execute_unprepared(&format!("ALTER TABLE {dst}.{t} ENABLE TRIGGER USER"))
-                .await?;
-            tables.insert(t.clone(), copied.rows_affected());
+        let mut plan = Vec::with_capacity(order.len());
+        for t in order {
+            let cols = columns(&txn, from.schema(), &t).await?;
+            plan.push((t, cols));
         }
-        // Identity columns go on after the copied ids; copied endpoints
-        // stay off until an administrator turns them on.
-        let identities = txn
-            .query_all_raw(stmt(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns \
-                  WHERE table_schema = $1 AND is_identity = 'YES'",
-                [target.as_str().into()],
-            ))
-            .await?;
-        for r in &identities {
-            let (t, c): (String, String) = (r.try_get_by_index(0)?, r.try_get_by_index(1)?);
-            txn.execute_unprepared(&format!(
-                "SELECT setval(pg_get_serial_sequence('{dst}.{t}', '{c}'), \
-                               coalesce((SELECT max({c}) FROM {dst}.{t}), 0) + 1, false)"
-            ))
-            .await?;
-        }
-        txn.execute_unprepared(&format!(
-            "UPDATE {dst}.webhook_endpoints SET active = false"
-        ))
-        .await?;
+        let tables = copy_tables(&txn, &src, &dst, &plan).await?;
+        continue_identities(&txn, &target).await?;
         let sql = format!(
             "UPDATE public.tenants t SET status = $2, updated_at = now() \
              WHERE t.id = $1 RETURNING {}",

@@ -151,3 +151,26 @@ impl TenancySettings {
         Ok(())
     }
 }
+
+/// `[archive]`: tenant export archives.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArchiveSettings {
+    /// Signs each archive's manifest (HMAC-SHA256): an import refuses an
+    /// archive whose manifest or rows were changed, or that another
+    /// installation (another secret) made. At least 32 bytes.
+    pub secret: String,
+}
+
+impl ArchiveSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secret.len() < 32 {
+            return Err(invalid("archive.secret", "must be at least 32 bytes"));
+        }
+        Ok(())
+    }
+
+    /// Whether the secret is the checked-in development one.
+    pub fn is_development(&self) -> bool {
+        self.secret.contains("development-only")
+    }
+}

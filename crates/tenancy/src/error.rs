@@ -38,6 +38,13 @@ pub enum Error {
         "tenant `{0}` is not at the current migration version: run `migrator tenants up` first"
     )]
     NotCurrent(crate::slug::Slug),
+    #[error("the archive is refused: {0}")]
+    Archive(String),
+    #[error(
+        "the archive comes from a newer schema (migrations {0:?} are unknown here): upgrade \
+         Strata first"
+    )]
+    ArchiveNewer(Vec<String>),
     #[error("no job {0}")]
     JobNotFound(uuid::Uuid),
     #[error("invalid job: {0}")]

@@ -4,6 +4,7 @@
 //! Tenant data is reachable only through [`TenantTx`], which can only be
 //! started from a [`Tenant`] read from the registry.
 
+pub mod archive;
 pub mod clone;
 pub mod config;
 pub mod db;

@@ -65,7 +65,7 @@ pub async fn rows(
 
 /// First key of every advisory lock Strata takes on a tenant schema
 /// (`"STRA"` in ASCII); the second key is `hashtext(schema name)`.
-const SCHEMA_LOCK_CLASS: i32 = 0x5354_5241;
+pub(crate) const SCHEMA_LOCK_CLASS: i32 = 0x5354_5241;
 
 /// Waits for the transaction-scoped advisory lock on `schema`.
 pub(crate) async fn lock_schema(

@@ -1,5 +1,6 @@
 //! Tests of the `migrator` binary against real PostgreSQL and Redis.
 
+mod archive;
 mod cli;
 mod distribution;
 mod tenants_up;
