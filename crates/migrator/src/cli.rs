@@ -43,6 +43,10 @@ pub enum Command {
     /// Platform operators, who sign in on the bare base domain.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Tenant templates: a tenant's configuration, captured to provision
+    /// others from (`tenant create --template`).
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Platform field sets: author them and distribute them to tenants.
     #[command(subcommand, name = "field-sets")]
     FieldSets(FieldSetsCommand),
@@ -151,6 +155,10 @@ pub enum TenantCommand {
         /// The administrator's name (default: the e-mail address).
         #[arg(long)]
         admin_name: Option<String>,
+        /// Provision from this template (its configuration, and records if
+        /// it has them), in the same transaction.
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
     },
     /// Copy a tenant, within this database, as a new tenant: its users,
     /// roles, settings, records and history (not its sessions; its webhook
@@ -284,4 +292,27 @@ pub enum JobsCommand {
         #[arg(long)]
         until_idle: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Capture a tenant's roles, sync permissions and row filters, journal
+    /// retention, event types and field sets (with --records, its records
+    /// too, as sample data) as a template.
+    Capture {
+        name: String,
+        /// The tenant to capture.
+        #[arg(long = "from", value_name = "SLUG")]
+        from: String,
+        #[arg(long)]
+        records: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List templates.
+    List,
+    /// Show one template: its source, version and rows per table.
+    Show { name: String },
+    /// Delete a template (tenants made from it are not touched).
+    Delete { name: String },
 }

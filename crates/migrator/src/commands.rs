@@ -44,7 +44,10 @@ impl From<tenancy::Error> for CliError {
             | E::OperatorExists(_)
             | E::TenantNotFound(_)
             | E::Archive(_)
-            | E::ArchiveNewer(_) => Self::Input(err.to_string()),
+            | E::ArchiveNewer(_)
+            | E::TemplateNotFound(_)
+            | E::TemplateExists(_)
+            | E::InvalidTemplate(_) => Self::Input(err.to_string()),
             other => Self::Tenancy(other),
         }
     }
@@ -132,6 +135,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Template(cmd) => crate::jobs::template(&context(&cli, 2).await?, cmd).await,
         Command::FieldSets(cmd) => crate::jobs::field_sets(&context(&cli, 8).await?, cmd).await,
         Command::Jobs(cmd) => {
             let workers = match cmd {
@@ -510,6 +514,7 @@ async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError
             admin_email,
             admin_password,
             admin_name,
+            template,
         } => {
             let slug = parse_slug(slug)?;
             let mut new = NewTenant::new(
@@ -518,6 +523,10 @@ async fn tenant(ctx: &Context, cmd: &TenantCommand) -> Result<ExitCode, CliError
                 domains,
                 &ctx.settings.tenancy.base_domain,
             )?;
+            if let Some(t) = template {
+                tenancy::templates::get(&ctx.db, t).await?;
+                new = new.from_template(t);
+            }
             if let Some(email) = admin_email {
                 let admin = first_admin(email, admin_password.as_deref(), admin_name.as_deref())?;
                 new = new.with_admin(admin);

@@ -14,7 +14,7 @@ use tenancy::jobs::{self, Progress};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::cli::{FieldSetsCommand, JobsCommand};
+use crate::cli::{FieldSetsCommand, JobsCommand, TemplateCommand};
 use crate::commands::{CliError, Context};
 
 impl From<platform::Error> for CliError {
@@ -355,6 +355,70 @@ pub async fn jobs_command(ctx: &Context, cmd: &JobsCommand) -> Result<ExitCode, 
                     let _ = h.await;
                 }
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn template_line(t: &tenancy::templates::Template) -> String {
+    format!(
+        "{:<24} from {:<20} {}{}  {}",
+        t.name,
+        t.source,
+        t.tables
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        if t.include_records {
+            " (with records)"
+        } else {
+            ""
+        },
+        t.description
+    )
+}
+
+/// `template …`.
+pub async fn template(ctx: &Context, cmd: &TemplateCommand) -> Result<ExitCode, CliError> {
+    use tenancy::templates;
+    match cmd {
+        TemplateCommand::Capture {
+            name,
+            from,
+            records,
+            description,
+        } => {
+            let slug = tenancy::error::parse_slug(from)?;
+            let t = ctx
+                .registry
+                .capture_template(name, description, &slug, *records, "migrator")
+                .await?;
+            ctx.out
+                .emit(&t, || format!("captured {}", template_line(&t)));
+        }
+        TemplateCommand::List => {
+            let list = templates::list(&ctx.db).await?;
+            ctx.out.emit(&list, || {
+                list.iter()
+                    .map(template_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        TemplateCommand::Show { name } => {
+            let t = templates::get(&ctx.db, name).await?;
+            ctx.out.emit(&t, || template_line(&t));
+        }
+        TemplateCommand::Delete { name } => {
+            templates::delete(&ctx.db, name).await?;
+            ctx.out.emit(&json!({ "deleted": name }), || {
+                format!("deleted template {name}")
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -45,6 +45,12 @@ pub enum Error {
          Strata first"
     )]
     ArchiveNewer(Vec<String>),
+    #[error("no template `{0}`")]
+    TemplateNotFound(String),
+    #[error("a template named `{0}` exists")]
+    TemplateExists(String),
+    #[error("invalid template: {0}")]
+    InvalidTemplate(String),
     #[error("no job {0}")]
     JobNotFound(uuid::Uuid),
     #[error("invalid job: {0}")]

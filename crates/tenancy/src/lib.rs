@@ -21,6 +21,7 @@ pub mod resolver;
 pub mod scope;
 pub mod slug;
 pub mod sql;
+pub mod templates;
 pub mod writer;
 
 pub use error::Error;

@@ -20,6 +20,7 @@ pub struct NewTenant {
     domains: Vec<String>,
     admin: Option<FirstAdmin>,
     verification: Option<Verification>,
+    template: Option<String>,
 }
 
 /// A tenant that waits, `unverified`, until a token is presented: its hash,
@@ -93,10 +94,18 @@ impl NewTenant {
             domains: hosts,
             admin: None,
             verification: None,
+            template: None,
         })
     }
 
     /// Creates `admin` in the tenant's `Administrators` role as well.
+    /// Provisions from template `name` (its configuration, and records if
+    /// it has them), in the same transaction.
+    pub fn from_template(mut self, name: impl Into<String>) -> Self {
+        self.template = Some(name.into());
+        self
+    }
+
     pub fn with_admin(mut self, admin: FirstAdmin) -> Self {
         self.admin = Some(admin);
         self
@@ -269,6 +278,9 @@ pub(crate) async fn provision(
         Err(e) => return Err(e.into()),
     }
     apply_pending(txn, &schema, migrations).await?;
+    if let Some(template) = &new.template {
+        crate::templates::apply(txn, &schema, template).await?;
+    }
     if let Some(admin) = &new.admin {
         let q = schema.quoted();
         txn.execute_raw(stmt(

@@ -12,6 +12,7 @@ mod m20261123_000005_create_signup_verifications;
 mod m20261124_000006_create_event_signals;
 mod m20261124_000007_create_event_tenants;
 mod m20261124_000008_create_platform_jobs;
+mod m20261124_000009_create_platform_templates;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_create_event_signals::Migration),
             Box::new(m20261124_000007_create_event_tenants::Migration),
             Box::new(m20261124_000008_create_platform_jobs::Migration),
+            Box::new(m20261124_000009_create_platform_templates::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 mod archive;
 mod cli;
 mod distribution;
+mod templates;
 mod tenants_up;
 
 use std::process::Output;
