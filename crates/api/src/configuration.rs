@@ -16,6 +16,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub audit: AuditSettings,
     pub jobs: JobSettings,
+    pub archive: tenancy::config::ArchiveSettings,
     pub events: crate::webhooks::EventSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: SignupSettings,
@@ -52,6 +53,10 @@ pub struct SignupSettings {
     pub verification_ttl_secs: u64,
     /// The link in the message; `{token}` is replaced by the token.
     pub verify_link: String,
+    /// The template every signed-up tenant is provisioned from (empty:
+    /// none).
+    #[serde(default)]
+    pub template: String,
 }
 
 /// `[sync]`
@@ -139,6 +144,15 @@ impl Settings {
                 reason: "is the development secret or a placeholder: set a random secret of \
                          32 bytes or more (STRATA__AUTH__JWT_SECRET), or run in development \
                          mode (STRATA__SERVER__DEVELOPMENT=true)"
+                    .into(),
+            });
+        }
+        self.archive.validate()?;
+        if !self.server.development && self.archive.is_development() {
+            return Err(ConfigError::Invalid {
+                key: "archive.secret",
+                reason: "is the development secret: set your own of 32 bytes or more \
+                         (STRATA__ARCHIVE__SECRET), or run in development mode"
                     .into(),
             });
         }

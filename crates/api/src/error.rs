@@ -102,6 +102,12 @@ impl From<tenancy::Error> for ApiError {
             }
             tenancy::Error::TenantNotFound(_) => Self::NotFound("tenant"),
             tenancy::Error::JobNotFound(_) => Self::NotFound("job"),
+            tenancy::Error::TemplateNotFound(_) => Self::NotFound("template"),
+            e @ tenancy::Error::TemplateExists(_) => Self::Conflict(e.to_string()),
+            tenancy::Error::InvalidTemplate(why) => Self::field("template", why),
+            e @ (tenancy::Error::Archive(_) | tenancy::Error::ArchiveNewer(_)) => {
+                Self::field("archive", e.to_string())
+            }
             tenancy::Error::InvalidJob(why) => Self::field("job", why),
             e @ (tenancy::Error::TenantExists(_)
             | tenancy::Error::DomainTaken(_)

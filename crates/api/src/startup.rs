@@ -144,6 +144,9 @@ impl Application {
                 .map_err(StartupError::Proxies)?,
             base_domain: settings.tenancy.base_domain.clone(),
             cursors: sync_engine::CursorKey::new(&settings.cursor_secret()),
+            archive: tenancy::archive::ArchiveKey::new(&settings.archive.secret),
+            archive_max_bytes: usize::try_from(settings.archive.max_upload_mib << 20)
+                .unwrap_or(usize::MAX),
         });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

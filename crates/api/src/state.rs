@@ -31,4 +31,8 @@ pub struct AppState {
     pub proxies: crate::client_ip::TrustedProxies,
     pub base_domain: String,
     pub cursors: sync_engine::CursorKey,
+    /// Signs and checks tenant archives.
+    pub archive: tenancy::archive::ArchiveKey,
+    /// Largest archive an import over HTTP takes, in bytes.
+    pub archive_max_bytes: usize,
 }

@@ -159,6 +159,13 @@ pub struct ArchiveSettings {
     /// archive whose manifest or rows were changed, or that another
     /// installation (another secret) made. At least 32 bytes.
     pub secret: String,
+    /// Largest archive the operator API takes in an import, in MiB.
+    #[serde(default = "default_upload_mib")]
+    pub max_upload_mib: u64,
+}
+
+fn default_upload_mib() -> u64 {
+    1024
 }
 
 impl ArchiveSettings {

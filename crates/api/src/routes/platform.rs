@@ -229,6 +229,9 @@ pub async fn signup(
     if state.signup.verify_email {
         new = new.awaiting(verification(&state.signup, &admin_email, &display_name));
     }
+    if !state.signup.template.is_empty() {
+        new = new.from_template(state.signup.template.as_str());
+    }
     let tenant = state
         .resolver
         .registry()

@@ -26,7 +26,14 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(list_jobs)
         .service(show_job)
         .service(cancel_job)
-        .service(retry_job);
+        .service(retry_job)
+        .service(create_template)
+        .service(list_templates)
+        .service(show_template)
+        .service(delete_template)
+        .service(create_tenant)
+        .service(export_tenant)
+        .service(import_tenant);
 }
 
 impl From<platform::Error> for ApiError {
@@ -257,4 +264,242 @@ pub async fn retry_job(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(jobs::retry(&state.db, *id).await?))
+}
+
+/// A template to capture.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTemplate {
+    /// 1 to 63 of `a-z`, digits and `-`.
+    pub name: String,
+    /// The tenant whose configuration it captures.
+    pub tenant: String,
+    #[serde(default)]
+    pub description: String,
+    /// Also its records, as sample data (without their links to users).
+    #[serde(default)]
+    pub include_records: bool,
+}
+
+fn slug_of(text: &str) -> Result<tenancy::Slug, ApiError> {
+    tenancy::Slug::parse(text).map_err(|_| ApiError::NotFound("tenant"))
+}
+
+/// Captures a tenant's roles, sync permission matrix and row filters,
+/// journal retention, event types and field sets (and, with
+/// `include_records`, its records) as a template (operators).
+#[utoipa::path(tag = "platform", request_body = NewTemplate,
+    responses((status = 201, body = tenancy::templates::Template), (status = 404), (status = 409),
+        (status = 422)),
+    security(("bearer" = [])))]
+#[post("/platform/templates")]
+pub async fn create_template(
+    state: web::Data<AppState>,
+    operator: Operator,
+    body: web::Json<NewTemplate>,
+) -> Result<HttpResponse, ApiError> {
+    let by = tenancy::operators::email_of(&state.db, operator.id)
+        .await?
+        .unwrap_or_else(|| operator.id.to_string());
+    let template = state
+        .resolver
+        .registry()
+        .capture_template(
+            &body.name,
+            &body.description,
+            &slug_of(&body.tenant)?,
+            body.include_records,
+            &by,
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(template))
+}
+
+/// The templates (operators).
+#[utoipa::path(tag = "platform",
+    responses((status = 200, body = Vec<tenancy::templates::Template>)),
+    security(("bearer" = [])))]
+#[get("/platform/templates")]
+pub async fn list_templates(
+    state: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(tenancy::templates::list(&state.db).await?))
+}
+
+/// One template: its source, version and rows per table (operators).
+#[utoipa::path(tag = "platform", params(("name" = String, Path)),
+    responses((status = 200, body = tenancy::templates::Template), (status = 404)),
+    security(("bearer" = [])))]
+#[get("/platform/templates/{name}")]
+pub async fn show_template(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(tenancy::templates::get(&state.db, &name).await?))
+}
+
+/// Deletes a template; tenants made from it are not touched (operators).
+#[utoipa::path(tag = "platform", params(("name" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+#[delete("/platform/templates/{name}")]
+pub async fn delete_template(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    tenancy::templates::delete(&state.db, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A tenant an operator creates.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantRequest {
+    pub slug: String,
+    pub display_name: String,
+    /// Provision from this template.
+    pub template: Option<String>,
+    /// A first administrator, created with the tenant.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub admin_name: Option<String>,
+}
+
+/// Creates a tenant, from a template if one is named, with an optional
+/// first administrator, in one transaction (operators).
+#[utoipa::path(tag = "platform", request_body = NewTenantRequest,
+    responses((status = 201, body = Object), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+#[post("/platform/tenants")]
+pub async fn create_tenant(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    body: web::Json<NewTenantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let slug = tenancy::Slug::parse(&b.slug).map_err(|e| ApiError::field("slug", e.to_string()))?;
+    let mut new = tenancy::NewTenant::new(slug, &b.display_name, &[], &state.base_domain)
+        .map_err(|e| ApiError::field("display_name", e.to_string()))?;
+    if let Some(t) = &b.template {
+        tenancy::templates::get(&state.db, t)
+            .await
+            .map_err(|_| ApiError::field("template", "is not a template"))?;
+        new = new.from_template(t.as_str());
+    }
+    match (b.admin_email, b.admin_password) {
+        (Some(email), Some(password)) => {
+            let email =
+                domain::validation::email(&email).map_err(|m| ApiError::field("admin_email", m))?;
+            let password = domain::password::Password::parse(&password)
+                .map_err(|m| ApiError::field("admin_password", m.to_string()))?;
+            new = new.with_admin(tenancy::FirstAdmin {
+                full_name: b.admin_name.unwrap_or_else(|| email.clone()),
+                email,
+                password_hash: crate::auth::hashing::hash(password).await?,
+            });
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ApiError::field(
+                "admin_password",
+                "give both admin_email and admin_password, or neither",
+            ));
+        }
+    }
+    let tenant = state.resolver.registry().create(&new).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "slug": tenant.slug().as_str(),
+        "display_name": tenant.display_name(),
+        "status": tenant.status().as_str(),
+        "template": b.template,
+    })))
+}
+
+/// The tenant as a portable archive (`application/x-tar`): its tables'
+/// rows in COPY format and a signed manifest (operators). See
+/// docs/operations.md, "Export and import".
+#[utoipa::path(tag = "platform", params(("slug" = String, Path)),
+    responses((status = 200, content_type = "application/x-tar"), (status = 404)),
+    security(("bearer" = [])))]
+#[get("/platform/tenants/{slug}/export")]
+pub async fn export_tenant(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = slug_of(&slug)?;
+    let mut out = Vec::new();
+    state
+        .resolver
+        .registry()
+        .export_tenant(&slug, &state.archive, &mut out)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-tar")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.tar\"", slug.as_str()),
+        ))
+        .body(out))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// The new tenant's display name (default: the archive's).
+    pub display_name: Option<String>,
+}
+
+/// Creates tenant `slug` from an archive sent as the body, atomically:
+/// the archive is checked whole first (its signature, every checksum, its
+/// schema version), an older one is migrated forward, one from a newer
+/// schema refused (operators).
+#[utoipa::path(tag = "platform", params(("slug" = String, Path), ImportParams),
+    request_body(content = Vec<u8>, content_type = "application/x-tar"),
+    responses((status = 201, body = Object), (status = 409), (status = 413), (status = 422)),
+    security(("bearer" = [])))]
+#[post("/platform/tenants/{slug}/import")]
+pub async fn import_tenant(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    slug: web::Path<String>,
+    params: web::Query<ImportParams>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    use futures::StreamExt;
+    let slug = tenancy::Slug::parse(&slug).map_err(|e| ApiError::field("slug", e.to_string()))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+        if body.len() + chunk.len() > state.archive_max_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "archives are limited to {} bytes here (archive.max_upload_mib); \
+                 `migrator tenant import` takes any size",
+                state.archive_max_bytes
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let (manifest, _) = tenancy::archive::read_archive(&state.archive, body.as_slice())
+        .map_err(|e| ApiError::field("archive", e.to_string()))?;
+    let name = params
+        .display_name
+        .clone()
+        .unwrap_or(manifest.display_name.clone());
+    let new = tenancy::NewTenant::new(slug, &name, &[], &state.base_domain)
+        .map_err(|e| ApiError::field("display_name", e.to_string()))?;
+    let imported = state
+        .resolver
+        .registry()
+        .import_tenant(&new, &state.archive, body.as_slice())
+        .await
+        .map_err(|e| match e {
+            e @ (tenancy::Error::Archive(_) | tenancy::Error::ArchiveNewer(_)) => {
+                ApiError::field("archive", e.to_string())
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Created().json(imported))
 }

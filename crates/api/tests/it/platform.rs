@@ -324,3 +324,140 @@ async fn operators_distribute_a_field_set_that_the_servers_workers_apply() {
     .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn an_exported_tenant_imported_over_http_serves_the_api_and_sync() {
+    let db = TestDb::new(4).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 8).await;
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    for name in ["Initech", "Globex"] {
+        let res = app
+            .on("acme", Method::POST, "/api/v1/clients")
+            .bearer_auth(&admin)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(res.status(), 201);
+    }
+    let ops = crate::helpers::operator_token(&db, &app).await;
+    let res = app
+        .client
+        .get(format!(
+            "{}/api/v1/platform/tenants/acme/export",
+            app.address
+        ))
+        .header(reqwest::header::HOST, "localhost")
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-tar");
+    let archive = res.bytes().await.expect("body").to_vec();
+    let import = |slug: &str, body: Vec<u8>| {
+        app.client
+            .post(format!(
+                "{}/api/v1/platform/tenants/{slug}/import",
+                app.address
+            ))
+            .header(reqwest::header::HOST, "localhost")
+            .bearer_auth(&ops)
+            .body(body)
+            .send()
+    };
+    // A changed byte anywhere is refused, and nothing is made.
+    let mut changed = archive.clone();
+    let at = changed
+        .windows(7)
+        .position(|w| w == b"Initech")
+        .expect("a row");
+    changed[at] = b'X';
+    let res = import("acme-moved", changed).await.expect("import");
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["errors"][0]["field"], "archive", "{body}");
+    let res = import("acme-moved", archive).await.expect("import");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["tables"]["clients"], 2);
+    // Its users sign in with their passwords; REST and sync serve its rows.
+    let (token, _) = app.tokens("acme-moved", "admin@acme.test", PASSWORD).await;
+    let res = app
+        .on("acme-moved", Method::GET, "/api/v1/clients?order=name")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list");
+    let list: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(list["items"][0]["name"], "Globex");
+    assert_eq!(list["items"][1]["name"], "Initech");
+    let mut pulled = 0;
+    for _ in 0..50 {
+        let res = app
+            .on("acme-moved", Method::POST, "/api/v1/sync/pull")
+            .bearer_auth(&token)
+            .json(&json!({ "cursor": null, "models": ["clients"], "limit": 100 }))
+            .send()
+            .await
+            .expect("pull");
+        let body: serde_json::Value = res.json().await.expect("json");
+        pulled = body["changes"]["clients"]["created"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if pulled == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pulled, 2);
+
+    // A template of acme, and a tenant made from it with its own
+    // administrator.
+    let (s, body) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        "/templates",
+        Some(json!({"name": "starter", "tenant": "acme", "include_records": true})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["tables"]["clients"], 2);
+    let (s, body) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        "/tenants",
+        Some(
+            json!({"slug": "fresh", "display_name": "Fresh", "template": "starter",
+                    "admin_email": "boss@fresh.test", "admin_password": PASSWORD}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let (token, _) = app.tokens("fresh", "boss@fresh.test", PASSWORD).await;
+    let res = app
+        .on("fresh", Method::GET, "/api/v1/clients")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list");
+    let list: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+    let (s, _) = platform(
+        &app,
+        &ops,
+        Method::POST,
+        "/tenants",
+        Some(json!({"slug": "other", "display_name": "Other", "template": "nope"})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, list) = platform(&app, &ops, Method::GET, "/templates", None).await;
+    assert_eq!((s, list[0]["name"].clone()), (200, json!("starter")));
+    let (s, _) = platform(&app, &ops, Method::DELETE, "/templates/starter", None).await;
+    assert_eq!(s, 204);
+}
