@@ -1,6 +1,7 @@
 //! Platform benchmark: cloning a tenant of `BENCH_CLIENTS` (default
 //! 100,000) clients within the database, beside `pg_dump -n <schema> |
 //! psql` of the same schema into another database in the same run; then
+//! exporting that tenant to an archive and importing it as another; then
 //! distributing a field set to `BENCH_TENANTS` (default 1,000) tenants as
 //! a job run by 4 workers (install, then a merge of the next version, and
 //! the dry run), beside the floor: one INSERT into each tenant's
@@ -82,7 +83,43 @@ async fn main() {
             "with errors"
         }
     );
+    archive(&db, &tenant).await;
     distribution(&db).await;
+}
+
+async fn archive(db: &TestDb, tenant: &tenancy::Tenant) {
+    let registry = db.registry();
+    let key = tenancy::archive::ArchiveKey::new("a-benchmark-archive-secret-0123456789");
+    let path = std::env::temp_dir().join(format!("strata-bench-{}.tar", std::process::id()));
+    let started = Instant::now();
+    let file = std::fs::File::create(&path).expect("archive file");
+    let exported = registry
+        .export_tenant(tenant.slug(), &key, std::io::BufWriter::new(file))
+        .await
+        .expect("export");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "export to an archive: {secs:.2} s ({} rows, {:.0} rows/s, {:.1} MiB)",
+        exported.rows,
+        exported.rows as f64 / secs,
+        exported.bytes as f64 / 1_048_576.0
+    );
+    let started = Instant::now();
+    let file = std::fs::File::open(&path).expect("archive file");
+    let new = NewTenant::new(Slug::parse("acme-imported").expect("slug"), "Imported", &[], "localhost")
+        .expect("tenant");
+    let imported = registry
+        .import_tenant(&new, &key, std::io::BufReader::new(file))
+        .await
+        .expect("import");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "import from the archive (checked, staged with COPY, one transaction): {secs:.2} s \
+         ({} rows, {:.0} rows/s)",
+        imported.rows,
+        imported.rows as f64 / secs
+    );
+    let _ = std::fs::remove_file(&path);
 }
 
 async fn distribution(db: &TestDb) {
