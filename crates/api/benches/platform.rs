@@ -106,8 +106,13 @@ async fn archive(db: &TestDb, tenant: &tenancy::Tenant) {
     );
     let started = Instant::now();
     let file = std::fs::File::open(&path).expect("archive file");
-    let new = NewTenant::new(Slug::parse("acme-imported").expect("slug"), "Imported", &[], "localhost")
-        .expect("tenant");
+    let new = NewTenant::new(
+        Slug::parse("acme-imported").expect("slug"),
+        "Imported",
+        &[],
+        "localhost",
+    )
+    .expect("tenant");
     let imported = registry
         .import_tenant(&new, &key, std::io::BufReader::new(file))
         .await

@@ -25,6 +25,7 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(distribute)
         .service(list_jobs)
         .service(show_job)
+        .service(job_stream)
         .service(cancel_job)
         .service(retry_job)
         .service(create_template)
@@ -502,4 +503,61 @@ pub async fn import_tenant(
             other => other.into(),
         })?;
     Ok(HttpResponse::Created().json(imported))
+}
+
+/// A job's progress as server-sent events (operators): an `event:
+/// progress` with the job (as `GET /platform/jobs/{id}` without items)
+/// whenever it changes, at most twice a second, and a last one when it is
+/// no longer running; then the stream ends.
+#[utoipa::path(tag = "platform", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "text/event-stream"), (status = 404)),
+    security(("bearer" = [])))]
+#[get("/platform/jobs/{id}/stream")]
+pub async fn job_stream(
+    state: web::Data<AppState>,
+    _operator: Operator,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let first = jobs::progress(&state.db, *id).await?;
+    let db = state.db.clone();
+    let id = *id;
+    // (the last JSON sent, whether the stream is over)
+    let events = futures::stream::unfold(
+        (Some(first), String::new(), false),
+        move |(next, last, over)| {
+            let db = db.clone();
+            async move {
+                if over {
+                    return None;
+                }
+                let mut progress = next;
+                loop {
+                    let p = match progress.take() {
+                        Some(p) => p,
+                        None => {
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            match jobs::progress(&db, id).await {
+                                Ok(p) => p,
+                                Err(_) => return None,
+                            }
+                        }
+                    };
+                    let json = serde_json::to_string(&p).unwrap_or_default();
+                    let done = p.status != "running";
+                    if json != last || done {
+                        let event = format!("event: progress\ndata: {json}\n\n");
+                        return Some((
+                            Ok::<_, actix_web::Error>(web::Bytes::from(event)),
+                            (None, json, done),
+                        ));
+                    }
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(events))
 }

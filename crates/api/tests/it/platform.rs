@@ -268,6 +268,34 @@ async fn operators_distribute_a_field_set_that_the_servers_workers_apply() {
     assert_eq!(job["total"], 6);
     assert_eq!(job["created_by"], "ops@strata.test");
     let job_id = job["id"].as_str().expect("id").to_owned();
+    // The progress stream follows the job to its end, then closes.
+    let res = app
+        .client
+        .get(format!(
+            "{}/api/v1/platform/jobs/{job_id}/stream",
+            app.address
+        ))
+        .header(reqwest::header::HOST, "localhost")
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(std::time::Duration::from_secs(30), res.text())
+        .await
+        .expect("the stream ends with the job")
+        .expect("body");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("json"))
+        .collect();
+    let end = events.last().expect("an event");
+    assert_eq!(
+        (end["status"].clone(), end["done"].clone()),
+        (json!("finished"), json!(6)),
+        "{text}"
+    );
     let mut last = serde_json::Value::Null;
     for _ in 0..100 {
         let (s, body) = platform(&app, &ops, Method::GET, &format!("/jobs/{job_id}"), None).await;
