@@ -79,7 +79,7 @@ pub(crate) async fn tables_in_order(
 }
 
 /// The columns of `table` in `schema` that can be written (not generated).
-async fn columns(
+pub(crate) async fn columns(
     conn: &impl ConnectionTrait,
     schema: &SchemaName,
     table: &str,

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::clone::columns;
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::slug::{SchemaName, Slug};
@@ -81,26 +82,6 @@ fn checked_name(name: &str) -> Result<&str, Error> {
             "a name is 1 to 63 of a-z, digits and -".into(),
         ))
     }
-}
-
-/// The columns of `table` in `schema` that can be written.
-async fn columns(
-    conn: &impl ConnectionTrait,
-    schema: &SchemaName,
-    table: &str,
-) -> Result<Vec<String>, Error> {
-    Ok(conn
-        .query_all_raw(stmt(
-            "SELECT a.attname::text FROM pg_attribute a \
-               JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-              WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
-                AND a.attgenerated = '' ORDER BY a.attnum",
-            [schema.as_str().into(), table.into()],
-        ))
-        .await?
-        .iter()
-        .map(|r| r.try_get_by_index::<String>(0))
-        .collect::<Result<_, _>>()?)
 }
 
 impl Registry {
