@@ -29,7 +29,8 @@ listen="${STRATA__SERVER__LISTEN:-127.0.0.1:8080}"
 cat >&2 <<MSG
 
 Strata is starting on http://$listen with tenant "demo"
-(administrator admin@demo.test, password demo-password). Try:
+(administrator admin@demo.test, password demo-password).
+Console: http://demo.localhost:${listen##*:}/console/ (sign in as that administrator). Try:
   curl -s -H 'Host: demo.localhost' http://$listen/api/v1/tenant
   curl -s -H 'Host: demo.localhost' -H 'content-type: application/json' -d '{"email":"admin@demo.test","password":"demo-password"}' http://$listen/api/v1/auth/token
 API reference: http://$listen/docs/   Migrator: DATABASE_URL=$DATABASE_URL $target_dir/debug/migrator --help

@@ -15,5 +15,8 @@ export PATH="$PATH:/usr/sbin"
 # The real WatermelonDB and RxDB clients the sync tests drive.
 command -v npm >/dev/null || apt_install nodejs npm
 (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >&2)
+# Headless Chromium and its WebDriver: the console's browser tests.
+{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } \
+    || apt_install chromium chromium-driver
 echo "test: PostgreSQL $STRATA_PG_SERVER, Redis $STRATA_REDIS_URL" >&2
 cargo test --workspace --locked "$@"

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod batch;
 pub mod client_ip;
 pub mod configuration;
+pub mod console;
 pub mod error;
 pub mod kv;
 pub mod limits;

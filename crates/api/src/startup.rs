@@ -144,6 +144,13 @@ impl Application {
                 .map_err(StartupError::Proxies)?,
             base_domain: settings.tenancy.base_domain.clone(),
             cursors: sync_engine::CursorKey::new(&settings.cursor_secret()),
+            console_key: {
+                use sha2::Digest;
+                let mut h = sha2::Sha256::new();
+                h.update(b"strata-console-csrf:");
+                h.update(settings.auth.jwt_secret.as_bytes());
+                h.finalize().to_vec()
+            },
             archive: tenancy::archive::ArchiveKey::new(&settings.archive.secret),
             archive_max_bytes: usize::try_from(settings.archive.max_upload_mib << 20)
                 .unwrap_or(usize::MAX),
@@ -183,6 +190,7 @@ impl Application {
                 )
                 .configure(crate::routes::config)
                 .into_app()
+                .service(crate::console::scope())
                 .wrap(from_fn(crate::middleware::protect::small_bodies))
                 .wrap(crate::middleware::protect::security_headers())
                 .wrap(Compress::default())

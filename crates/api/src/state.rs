@@ -31,6 +31,8 @@ pub struct AppState {
     pub proxies: crate::client_ip::TrustedProxies,
     pub base_domain: String,
     pub cursors: sync_engine::CursorKey,
+    /// Keys the console's CSRF tokens (derived from `auth.jwt_secret`).
+    pub console_key: Vec<u8>,
     /// Signs and checks tenant archives.
     pub archive: tenancy::archive::ArchiveKey,
     /// Largest archive an import over HTTP takes, in bytes.

@@ -104,6 +104,20 @@ pub async fn stats(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
+    let (schema, tables) = record_counts(&state, &tenant).await?;
+    Ok(HttpResponse::Ok().json(Stats {
+        tenant: tenant.0.slug().to_string(),
+        schema,
+        tables,
+    }))
+}
+
+/// The tenant's schema and its rows per table (users, roles, and each CRM
+/// model). The stats route and the console's dashboard read it here.
+pub async fn record_counts(
+    state: &AppState,
+    tenant: &CurrentTenant,
+) -> Result<(String, BTreeMap<&'static str, i64>), ApiError> {
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let counts = Counts::find_by_statement(sea_orm::Statement::from_string(
         sea_orm::DbBackend::Postgres,
@@ -122,9 +136,5 @@ pub async fn stats(
         ("tasks", counts.tasks),
         ("notes", counts.notes),
     ]);
-    Ok(HttpResponse::Ok().json(Stats {
-        tenant: tenant.0.slug().to_string(),
-        schema: counts.schema,
-        tables,
-    }))
+    Ok((counts.schema, tables))
 }

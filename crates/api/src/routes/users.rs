@@ -135,7 +135,19 @@ pub async fn create(
     user: AuthUser,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = body.into_inner();
+    let (found, version) = create_user(&state, &tenant, &user, body.into_inner()).await?;
+    Ok(with_etag(HttpResponse::Created(), found, version))
+}
+
+/// Creates a user from a create body (its fields, `password` and `roles`)
+/// for `user`, in one transaction: the user as JSON, and its version.
+/// REST and the console both create users here.
+pub async fn create_user(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    user: &AuthUser,
+    mut body: Map<String, Value>,
+) -> Result<(String, i64), ApiError> {
     let id = take_id(&mut body)?;
     let password = take_password(&mut body)?;
     let role_names = match body.remove("roles") {
@@ -147,7 +159,7 @@ pub async fn create(
     };
     // Hashed before the transaction: no connection waits on argon2.
     let password_hash = hash_of(password).await?;
-    let a = Acting::begin(&state, &tenant, &user).await?;
+    let a = Acting::begin(state, tenant, user).await?;
     let (tx, actor) = (&a.tx, a.actor());
     let (created, _) = service::create(tx.conn(), &USERS, &actor, id, &body).await?;
     let id = record_id(&created)?;
@@ -157,9 +169,9 @@ pub async fn create(
     if let Some(h) = password_hash {
         users_service::set_password_hash(tx.conn(), id, &h).await?;
     }
-    let (found, version) = service::get(tx.conn(), &USERS, &actor, id).await?;
+    let found = service::get(tx.conn(), &USERS, &actor, id).await?;
     a.commit().await?;
-    Ok(with_etag(HttpResponse::Created(), found, version))
+    Ok(found)
 }
 
 fn record_id(json: &str) -> Result<Uuid, ApiError> {

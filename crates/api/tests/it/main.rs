@@ -7,6 +7,7 @@ mod auth;
 mod bench_common;
 mod clients;
 mod config;
+mod console;
 mod crm;
 mod custom_fields;
 mod hardening;

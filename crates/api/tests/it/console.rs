@@ -1,0 +1,345 @@
+//! The console in a real browser: headless Chromium driven over
+//! WebDriver (chromedriver), against the server on a tenant host. Each
+//! main page is saved as a screenshot under `target/screenshots/`.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
+use serde_json::json;
+use tenancy::testing::TestDb;
+
+use crate::helpers::{TestApp, spawn_app, tenant_with_admin};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (scripts/test.sh installs chromium-driver)");
+        Self { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session.
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"]
+        }),
+    );
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    for _ in 0..100 {
+        // chromedriver speaks plain HTTP on the loopback address.
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        if let Ok(c) = builder.capabilities(caps.clone()).connect(&url).await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer on {url}");
+}
+
+/// The console's address on `slug`'s host (Chromium resolves every
+/// `*.localhost` to the loopback address).
+fn console(app: &TestApp, slug: &str, path: &str) -> String {
+    let port = app.address.rsplit(':').next().expect("port");
+    format!("http://{slug}.localhost:{port}/console{path}")
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn sign_in(c: &Client, app: &TestApp, slug: &str, email: &str) {
+    c.goto(&console(app, slug, "/sign-in"))
+        .await
+        .expect("sign-in page");
+    c.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("e-mail field")
+        .send_keys(email)
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password field")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("submit");
+}
+
+/// The page's heading once it is `expected` (a click's navigation may
+/// not have happened yet), or the last one seen after five seconds.
+async fn heading(c: &Client, expected: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..50 {
+        if let Ok(h) = c.find(Locator::Css("main h1")).await
+            && let Ok(text) = h.text().await
+        {
+            if text == expected {
+                return text;
+            }
+            seen = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+/// A sync pull of `model` by the bearer of `token`: the status.
+async fn pull(app: &TestApp, token: &str, model: &str) -> u16 {
+    app.on("acme", Method::POST, "/api/v1/sync/pull")
+        .bearer_auth(token)
+        .json(&json!({ "cursor": null, "models": [model], "limit": 10 }))
+        .send()
+        .await
+        .expect("pull")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn administrators_manage_the_tenant_in_the_console() {
+    let db = TestDb::new(4).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let app = spawn_app(&db, 8).await;
+    let (admin, _) = app.tokens("acme", "admin@acme.test", PASSWORD).await;
+    // Users may not read branches to begin with.
+    let res = app
+        .on("acme", Method::PUT, "/api/v1/sync/permissions")
+        .bearer_auth(&admin)
+        .json(&json!([{ "role": "Users", "model": "branches", "can_pull": false, "can_push": false }]))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    let driver = Driver::start();
+    let c = browser(&driver).await;
+
+    // Signed out, the console sends you to sign in.
+    c.goto(&console(&app, "acme", "/")).await.expect("console");
+    assert_eq!(heading(&c, "Sign in").await, "Sign in");
+    screenshot(&c, "sign-in").await;
+    sign_in(&c, &app, "acme", "admin@acme.test").await;
+    assert_eq!(heading(&c, "Dashboard").await, "Dashboard");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("clients"), "{page}");
+    screenshot(&c, "dashboard").await;
+
+    // A user added in the console signs in with their password.
+    c.goto(&console(&app, "acme", "/users"))
+        .await
+        .expect("users");
+    assert_eq!(heading(&c, "Users").await, "Users");
+    for (name, value) in [
+        ("email", "agent@acme.test"),
+        ("full_name", "Field Agent"),
+        ("password", PASSWORD),
+    ] {
+        c.find(Locator::Css(&format!("form.stack input[name={name}]")))
+            .await
+            .expect("field")
+            .send_keys(value)
+            .await
+            .expect("type");
+    }
+    c.find(Locator::Css("form.stack button[type=submit]"))
+        .await
+        .expect("add")
+        .click()
+        .await
+        .expect("submit");
+    c.wait()
+        .for_element(Locator::Css("p.notice"))
+        .await
+        .expect("added");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("agent@acme.test"), "{page}");
+    screenshot(&c, "users").await;
+    let (agent, _) = app.tokens("acme", "agent@acme.test", PASSWORD).await;
+    assert_eq!(pull(&app, &agent, "branches").await, 403);
+
+    // Granting a read in the matrix lets that role pull the model at once.
+    c.goto(&console(&app, "acme", "/permissions"))
+        .await
+        .expect("permissions");
+    assert_eq!(heading(&c, "Sync permissions").await, "Sync permissions");
+    c.find(Locator::Css("input[name=pull][value='Users/branches']"))
+        .await
+        .expect("cell")
+        .click()
+        .await
+        .expect("tick");
+    // The change submits the form; the page comes back with it saved.
+    let mut granted = false;
+    for _ in 0..50 {
+        if pull(&app, &agent, "branches").await == 200 {
+            granted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(granted, "the grant did not take");
+    assert!(
+        c.find(Locator::Css("input[name=pull][value='Users/branches']"))
+            .await
+            .expect("cell")
+            .prop("checked")
+            .await
+            .expect("checked")
+            .as_deref()
+            == Some("true")
+    );
+    screenshot(&c, "permissions").await;
+
+    // A form posted without its token is refused, even with the cookie.
+    let cookie = c
+        .get_named_cookie("strata_console")
+        .await
+        .expect("session cookie");
+    assert!(cookie.http_only().unwrap_or(false));
+    assert!(cookie.secure().unwrap_or(false));
+    let port = app.address.rsplit(':').next().expect("port");
+    let forged = |body: &'static str| {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/console/permissions"))
+            .header(reqwest::header::HOST, "acme.localhost")
+            .header(
+                reqwest::header::COOKIE,
+                format!("strata_console={}", cookie.value()),
+            )
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+    };
+    for body in ["push=Users%2Fusers", "_csrf=0000&push=Users%2Fusers"] {
+        let res = forged(body).await.expect("post");
+        assert_eq!(res.status(), 403, "{body}");
+    }
+    let res = app
+        .on("acme", Method::GET, "/api/v1/sync/permissions")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("matrix");
+    let matrix: serde_json::Value = res.json().await.expect("json");
+    let users_users = matrix
+        .as_array()
+        .expect("cells")
+        .iter()
+        .find(|g| g["role"] == "Users" && g["model"] == "users")
+        .expect("cell");
+    assert_eq!(
+        users_users["can_push"], false,
+        "a forged form changed the matrix"
+    );
+
+    // Each page's first load (the page, its stylesheet and script), as
+    // transferred compressed.
+    for path in ["/", "/users", "/permissions"] {
+        let mut total = 0;
+        for (p, session) in [
+            (path, true),
+            ("/assets/console.css", false),
+            ("/assets/console.js", false),
+        ] {
+            let mut req = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/console{p}"))
+                .header(reqwest::header::HOST, "acme.localhost")
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip");
+            if session {
+                req = req.header(
+                    reqwest::header::COOKIE,
+                    format!("strata_console={}", cookie.value()),
+                );
+            }
+            let res = req.send().await.expect("get");
+            assert_eq!(res.status(), 200, "{p}");
+            total += res.bytes().await.expect("body").len();
+        }
+        println!("console page {path}: first load {total} bytes compressed");
+        assert!(total <= 150_000, "{path}: {total} bytes");
+    }
+
+    // Signing out ends the session: the console asks to sign in again, and
+    // the old cookie is worthless.
+    c.find(Locator::Css("header form button"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Sign in").await, "Sign in");
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("http://127.0.0.1:{port}/console/"))
+        .header(reqwest::header::HOST, "acme.localhost")
+        .header(
+            reqwest::header::COOKIE,
+            format!("strata_console={}", cookie.value()),
+        )
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 303);
+
+    // A lower role signs in and cannot open the administrators' pages,
+    // which its navigation does not offer.
+    sign_in(&c, &app, "acme", "agent@acme.test").await;
+    assert_eq!(heading(&c, "403 Forbidden").await, "403 Forbidden");
+    let page = c.source().await.expect("source");
+    assert!(!page.contains("href=\"/console/users\""), "{page}");
+    for path in ["/users", "/permissions"] {
+        c.goto(&console(&app, "acme", path)).await.expect("page");
+        assert_eq!(
+            heading(&c, "403 Forbidden").await,
+            "403 Forbidden",
+            "{path}"
+        );
+    }
+    screenshot(&c, "forbidden").await;
+    c.close().await.expect("close");
+}
