@@ -186,3 +186,67 @@ pub async fn state_of(conn: &impl ConnectionTrait, user: Uuid) -> Result<Vec<Mod
     .all(conn)
     .await
 }
+
+/// Which lines of the log to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub user: Option<Uuid>,
+    pub kind: Option<Kind>,
+    /// `ok`, `partial` or `failed`.
+    pub status: Option<String>,
+    /// Lines older than this one (`created_at`, `id`): the previous page's
+    /// last.
+    pub before: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// One page of the log, newest first, keyset-paginated (no page costs
+/// more than its own rows, however deep).
+pub async fn page(conn: &impl ConnectionTrait, q: &LogQuery) -> Result<Vec<Line>, DbErr> {
+    let (at, id) = q.before.unzip();
+    Line::find_by_statement(stmt(
+        "SELECT id, user_id, client_id, kind, models, counts, status, duration_ms, error, created_at \
+         FROM sync_log WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR kind = $2) \
+           AND ($3::text IS NULL OR status = $3) \
+           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
+         ORDER BY created_at DESC, id DESC LIMIT $6",
+        [
+            q.user.into(),
+            q.kind.map(|k| k.as_str().to_owned()).into(),
+            q.status.clone().into(),
+            at.into(),
+            id.into(),
+            q.limit.into(),
+        ],
+    ))
+    .all(conn)
+    .await
+}
+
+/// Sync activity of one day.
+#[derive(Debug, Serialize, FromQueryResult)]
+pub struct Day {
+    pub day: chrono::NaiveDate,
+    pub pushes: i64,
+    pub pulls: i64,
+    /// Pushes and pulls that failed, or partly.
+    pub errors: i64,
+    /// Distinct devices (client ids) seen.
+    pub devices: i64,
+}
+
+/// Activity per day over the last `days` days, newest first.
+pub async fn activity(conn: &impl ConnectionTrait, days: i32) -> Result<Vec<Day>, DbErr> {
+    Day::find_by_statement(stmt(
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, \
+                count(*) FILTER (WHERE kind = 'push') AS pushes, \
+                count(*) FILTER (WHERE kind = 'pull') AS pulls, \
+                count(*) FILTER (WHERE status <> 'ok') AS errors, \
+                count(DISTINCT client_id) AS devices \
+           FROM sync_log WHERE created_at > now() - make_interval(days => $1) \
+          GROUP BY 1 ORDER BY 1 DESC",
+        [days.into()],
+    ))
+    .all(conn)
+    .await
+}

@@ -5,8 +5,9 @@
 //! user and sync settings functions): there is no second copy of a rule.
 //! See docs/architecture.md, "The console".
 
-mod pages;
+pub mod pages;
 mod session;
+pub mod trails;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -38,6 +39,8 @@ pub fn scope() -> actix_web::Scope<
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))
         .route("/users/{id}/disable", web::post().to(pages::disable_user))
+        .route("/audit", web::get().to(trails::audit))
+        .route("/sync-log", web::get().to(trails::sync_log))
         .route("/permissions", web::get().to(pages::permissions))
         .route("/permissions", web::post().to(pages::save_permissions))
         .route("/", web::get().to(pages::dashboard))

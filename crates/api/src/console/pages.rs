@@ -15,7 +15,8 @@ use tenancy::TenantTx;
 use uuid::Uuid;
 
 use super::CSP;
-use super::session::{self, CSRF_FIELD, SIGN_IN_COOKIE, Session};
+pub use super::session::Session;
+use super::session::{self, CSRF_FIELD, SIGN_IN_COOKIE};
 use crate::error::ApiError;
 use crate::middleware::tenant::CurrentTenant;
 use crate::routes::records::Acting;
@@ -29,7 +30,7 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn html_response(status: StatusCode, body: Markup) -> HttpResponse {
+pub(crate) fn html_response(status: StatusCode, body: Markup) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
@@ -44,18 +45,19 @@ fn see_other(to: &str) -> HttpResponse {
 }
 
 /// A page of the console's layout.
-struct Page<'a> {
-    title: &'a str,
+pub struct Page<'a> {
+    pub title: &'a str,
     /// The nav entry that is current.
-    here: &'a str,
-    tenant: &'a CurrentTenant,
-    session: Option<&'a Session>,
+    pub here: &'a str,
+    pub tenant: &'a CurrentTenant,
+    pub session: Option<&'a Session>,
 }
 
 impl Page<'_> {
-    fn render(&self, body: Markup) -> Markup {
+    pub fn render(&self, body: Markup) -> Markup {
         let roles: &[String] = self.session.map_or(&[], |s| &s.user.roles);
         let admin = allows(roles, Area::Users, Action::Write);
+        let auditor = allows(roles, Area::Audit, Action::Read);
         let nav: Vec<(&str, &str, &str)> = [
             ("dashboard", "/console/", "Dashboard", admin),
             ("users", "/console/users", "Users", admin),
@@ -65,6 +67,8 @@ impl Page<'_> {
                 "Sync permissions",
                 admin,
             ),
+            ("sync-log", "/console/sync-log", "Sync log", admin),
+            ("audit", "/console/audit", "Audit trail", auditor),
         ]
         .into_iter()
         .filter(|(_, _, _, shown)| *shown)
@@ -156,7 +160,7 @@ fn error_page(tenant: &CurrentTenant, session: Option<&Session>, err: &ApiError)
 /// Runs a page that needs a signed-in user allowed `area`/`action`: a
 /// redirect to sign in without a session, a 403 page without the right,
 /// an error page for what `page` returns as an error.
-async fn guarded<F, Fut>(
+pub(crate) async fn guarded<F, Fut>(
     state: &web::Data<AppState>,
     tenant: &CurrentTenant,
     req: &HttpRequest,
@@ -324,29 +328,62 @@ pub async fn dashboard(
         Action::Write,
         |s| async {
             let counts = match crate::routes::tenant::record_counts(&state, &tenant).await {
-                Ok((_, c)) => c,
-                Err(e) => return Err((s, e)),
-            };
-            let page = Page {
-                title: "Dashboard",
-                here: "dashboard",
-                tenant: &tenant,
-                session: Some(&s),
-            };
-            Ok(html_response(
-                StatusCode::OK,
-                page.render(html! {
-                    h1 { "Dashboard" }
-                    h2 { "Records" }
-                    div.cards {
-                        @for (table, n) in &counts {
-                            div.card { strong { (n) } span.muted { (table) } }
+            Ok((_, c)) => c,
+            Err(e) => return Err((s, e)),
+        };
+        let read = async {
+            let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+            let days = sync_engine::log::activity(tx.conn(), 14).await?;
+            tx.commit().await?;
+            Ok::<_, ApiError>(days)
+        };
+        let days = match read.await {
+            Ok(d) => d,
+            Err(e) => return Err((s, e)),
+        };
+        let most = days.iter().map(|d| d.pushes + d.pulls).max().unwrap_or(0).max(1);
+        let page = Page {
+            title: "Dashboard",
+            here: "dashboard",
+            tenant: &tenant,
+            session: Some(&s),
+        };
+        Ok(html_response(
+            StatusCode::OK,
+            page.render(html! {
+                h1 { "Dashboard" }
+                h2 { "Records" }
+                div.cards {
+                    @for (table, n) in &counts {
+                        div.card { strong { (n) } span.muted { (table) } }
+                    }
+                }
+                h2 { "Sync, last 14 days" }
+                @if days.is_empty() {
+                    p.muted { "No pushes or pulls yet." }
+                } @else {
+                    svg.chart role="img" aria-label="Pushes and pulls per day" viewBox={ "0 0 " (days.len() * 24) " 100" } preserveAspectRatio="none" {
+                        @for (i, d) in days.iter().rev().enumerate() {
+                            @let h = (d.pushes + d.pulls) * 96 / most;
+                            rect x=(i * 24 + 4) y=(100 - h) width="16" height=(h) fill="#0a58ca" {
+                                title { (d.day) ": " (d.pushes) " pushes, " (d.pulls) " pulls" }
+                            }
                         }
                     }
-                }),
-            ))
-        },
-    )
+                    div.scroll {
+                        table {
+                            thead { tr { th scope="col" { "Day" } th scope="col" { "Pushes" } th scope="col" { "Pulls" } th scope="col" { "Errors" } th scope="col" { "Active devices" } } }
+                            tbody {
+                                @for d in &days {
+                                    tr { td { (d.day) } td { (d.pushes) } td { (d.pulls) } td { (d.errors) } td { (d.devices) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }),
+        ))
+    })
     .await
 }
 

@@ -119,7 +119,7 @@ pub struct TrailPage {
 }
 
 impl TrailParams {
-    fn query(&self) -> Result<Query, ApiError> {
+    pub(crate) fn query(&self) -> Result<Query, ApiError> {
         if let Some(m) = &self.model
             && domain::model(m).is_none()
         {
@@ -220,7 +220,11 @@ async fn answer(
 
 /// Every entry of `query` as CSV: one page of 1,000 at a time, each read in
 /// a transaction of its own, so memory stays flat however long the trail.
-fn csv(state: web::Data<AppState>, tenant: CurrentTenant, mut query: Query) -> HttpResponse {
+pub(crate) fn csv(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    mut query: Query,
+) -> HttpResponse {
     query.limit = journal::MAX_PAGE;
     let header = futures::stream::once(async {
         Ok::<_, ApiError>(Bytes::from_static(CSV_HEADER.as_bytes()))

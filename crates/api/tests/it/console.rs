@@ -230,6 +230,39 @@ async fn administrators_manage_the_tenant_in_the_console() {
     );
     screenshot(&c, "permissions").await;
 
+    // A change made through the API is in the audit trail, with its
+    // fields; the sync log has the pulls above.
+    let res = app
+        .on("acme", Method::POST, "/api/v1/clients")
+        .bearer_auth(&admin)
+        .json(&json!({ "name": "Audited Co", "city": "Oslo" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    c.goto(&console(&app, "acme", "/audit?model=clients"))
+        .await
+        .expect("audit");
+    assert_eq!(heading(&c, "Audit trail").await, "Audit trail");
+    let page = c.source().await.expect("source");
+    assert!(
+        page.contains("Audited Co") && page.contains("Oslo"),
+        "{page}"
+    );
+    screenshot(&c, "audit").await;
+    c.goto(&console(&app, "acme", "/sync-log?kind=pull"))
+        .await
+        .expect("sync log");
+    assert_eq!(heading(&c, "Sync log").await, "Sync log");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("<td>pull</td>"), "{page}");
+    screenshot(&c, "sync-log").await;
+    c.goto(&console(&app, "acme", "/"))
+        .await
+        .expect("dashboard");
+    assert_eq!(heading(&c, "Dashboard").await, "Dashboard");
+    screenshot(&c, "dashboard").await;
+
     // A form posted without its token is refused, even with the cookie.
     let cookie = c
         .get_named_cookie("strata_console")
@@ -277,7 +310,7 @@ async fn administrators_manage_the_tenant_in_the_console() {
 
     // Each page's first load (the page, its stylesheet and script), as
     // transferred compressed.
-    for path in ["/", "/users", "/permissions"] {
+    for path in ["/", "/users", "/permissions", "/audit", "/sync-log"] {
         let mut total = 0;
         for (p, session) in [
             (path, true),
@@ -332,7 +365,7 @@ async fn administrators_manage_the_tenant_in_the_console() {
     assert_eq!(heading(&c, "403 Forbidden").await, "403 Forbidden");
     let page = c.source().await.expect("source");
     assert!(!page.contains("href=\"/console/users\""), "{page}");
-    for path in ["/users", "/permissions"] {
+    for path in ["/users", "/permissions", "/sync-log", "/audit"] {
         c.goto(&console(&app, "acme", path)).await.expect("page");
         assert_eq!(
             heading(&c, "403 Forbidden").await,
