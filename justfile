@@ -73,7 +73,17 @@ bench-platform:
     cargo bench --locked -p api --bench platform
 
 # Every benchmark.
-bench: bench-tenancy bench-crud bench-sync bench-platform
+# Console benchmark: the sync-log page over 10,000 log lines, p50/p99 and weight.
+bench-console:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/services.sh
+    export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
+    cargo build --locked --release --bin strata-server
+    export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
+    cargo bench --locked -p api --bench console
+
+bench: bench-tenancy bench-crud bench-sync bench-platform bench-console
 
 # Stop the throwaway PostgreSQL and Redis that dev/test may have started.
 stop-services:

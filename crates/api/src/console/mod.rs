@@ -6,20 +6,64 @@
 //! See docs/architecture.md, "The console".
 
 pub mod pages;
+pub mod platform;
 mod session;
 pub mod trails;
 
 use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
-use crate::middleware::tenant::resolve_tenant;
+use crate::middleware::tenant::{CurrentTenant, resolve_tenant};
+use crate::state::AppState;
+
+fn tenant_of(req: &HttpRequest) -> Option<CurrentTenant> {
+    req.extensions().get::<CurrentTenant>().cloned()
+}
+
+/// `/console/`: a tenant's dashboard, or the platform's tenants.
+async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match tenant_of(&req) {
+        Some(t) => pages::dashboard(state, t, req).await,
+        None => platform::tenants(&state, &req).await,
+    }
+}
+
+async fn sign_in_form(req: HttpRequest) -> HttpResponse {
+    match tenant_of(&req) {
+        Some(t) => pages::sign_in_form(t, req).await,
+        None => platform::sign_in_page(&req, None),
+    }
+}
+
+async fn sign_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    match tenant_of(&req) {
+        Some(t) => pages::sign_in(state, t, req, form).await,
+        None => platform::sign_in(&state, &req, &form).await,
+    }
+}
+
+async fn sign_out(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    match tenant_of(&req) {
+        Some(t) => pages::sign_out(state, t, req, form).await,
+        None => platform::sign_out(&state, &req, &form).await,
+    }
+}
 
 /// The console's Content-Security-Policy: everything from this origin,
 /// nothing inline, nothing from elsewhere.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The `/console` scope, on tenant hosts.
+/// The `/console` scope: the tenant console on tenant hosts, the platform
+/// console on the bare base domain.
 pub fn scope() -> actix_web::Scope<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -33,9 +77,25 @@ pub fn scope() -> actix_web::Scope<
         .wrap(from_fn(resolve_tenant))
         .route("/assets/console.css", web::get().to(pages::stylesheet))
         .route("/assets/console.js", web::get().to(pages::script))
-        .route("/sign-in", web::get().to(pages::sign_in_form))
-        .route("/sign-in", web::post().to(pages::sign_in))
-        .route("/sign-out", web::post().to(pages::sign_out))
+        .route("/sign-in", web::get().to(sign_in_form))
+        .route("/sign-in", web::post().to(sign_in))
+        .route("/sign-out", web::post().to(sign_out))
+        .route("/field-sets", web::get().to(platform::field_set_list))
+        .route(
+            "/distribute/{set}",
+            web::get().to(platform::distribute_form),
+        )
+        .route(
+            "/distribute/{set}/preview",
+            web::post().to(platform::distribute_preview),
+        )
+        .route(
+            "/distribute/{set}/run",
+            web::post().to(platform::distribute_run),
+        )
+        .route("/jobs", web::get().to(platform::job_list))
+        .route("/jobs/{id}", web::get().to(platform::job_page))
+        .route("/jobs/{id}/retry", web::post().to(platform::job_retry))
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))
         .route("/users/{id}/disable", web::post().to(pages::disable_user))
@@ -43,6 +103,6 @@ pub fn scope() -> actix_web::Scope<
         .route("/sync-log", web::get().to(trails::sync_log))
         .route("/permissions", web::get().to(pages::permissions))
         .route("/permissions", web::post().to(pages::save_permissions))
-        .route("/", web::get().to(pages::dashboard))
+        .route("/", web::get().to(home))
         .route("", web::get().to(pages::to_dashboard))
 }

@@ -46,7 +46,23 @@ pub async fn operator_token(
     body: web::Json<crate::routes::auth::TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let crate::routes::auth::TokenRequest { email, password } = body.into_inner();
-    let (email, throttle) = sign_in::attempt(&state, &req, Uuid::nil(), &email).await?;
+    let access_token = operator_sign_in(&state, &req, &email, password).await?;
+    Ok(HttpResponse::Ok().json(OperatorTokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_secs,
+    }))
+}
+
+/// Checks an operator's credentials (throttled) and starts a session: its
+/// access token. The API's sign-in and the platform console's call it.
+pub async fn operator_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    email: &str,
+    password: String,
+) -> Result<String, ApiError> {
+    let (email, throttle) = sign_in::attempt(state, req, Uuid::nil(), email).await?;
     let found = tenancy::operators::find(&state.db, &email).await?;
     let matches =
         crate::auth::hashing::verify(password, found.as_ref().map(|o| o.password_hash.clone()))
@@ -59,18 +75,13 @@ pub async fn operator_token(
     tenancy::operators::start_session(&state.db, operator, session, state.tokens.access_ttl_secs)
         .await?;
     throttle.succeeded().await?;
-    let access_token = state.tokens.issue(
+    Ok(state.tokens.issue(
         operator,
         Uuid::nil(),
         session,
         epoch,
         vec![OPERATOR_ROLE.to_owned()],
-    )?;
-    Ok(HttpResponse::Ok().json(OperatorTokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.access_ttl_secs,
-    }))
+    )?)
 }
 
 /// Ends the calling operator's session: its token is refused from now on,

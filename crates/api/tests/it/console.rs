@@ -376,3 +376,122 @@ async fn administrators_manage_the_tenant_in_the_console() {
     screenshot(&c, "forbidden").await;
     c.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
+    let db = TestDb::new(4).await;
+    for i in 0..20 {
+        db.create_tenant(&format!("org-{i:02}")).await;
+    }
+    let app = spawn_app(&db, 8).await;
+    let hash = domain::password::Password::parse(crate::helpers::OPERATOR_PASSWORD)
+        .expect("password")
+        .hash();
+    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
+        .await
+        .expect("operator");
+    platform::field_sets::create(
+        &db.db,
+        &platform::field_sets::Draft {
+            model: "clients".into(),
+            name: "esg".into(),
+            label: "ESG".into(),
+            fields: json!([{"key": "sector", "label": "Sector", "type": "single_choice",
+                            "options": ["energy", "retail"]}]),
+        },
+    )
+    .await
+    .expect("field set");
+    let driver = Driver::start();
+    let c = browser(&driver).await;
+    let port = app.address.rsplit(':').next().expect("port");
+    let platform_url = |path: &str| format!("http://localhost:{port}/console{path}");
+
+    c.goto(&platform_url("/sign-in"))
+        .await
+        .expect("sign-in page");
+    assert_eq!(heading(&c, "Operator sign-in").await, "Operator sign-in");
+    c.find(Locator::Css("input[name=email]"))
+        .await
+        .expect("e-mail")
+        .send_keys("ops@strata.test")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password")
+        .send_keys(crate::helpers::OPERATOR_PASSWORD)
+        .await
+        .expect("type");
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("submit");
+    assert_eq!(heading(&c, "Tenants").await, "Tenants");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("org-19"), "{page}");
+    screenshot(&c, "platform-tenants").await;
+
+    c.goto(&platform_url("/field-sets"))
+        .await
+        .expect("field sets");
+    c.find(Locator::LinkText("Distribute…"))
+        .await
+        .expect("distribute link")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Distribute ESG v1").await, "Distribute ESG v1");
+    c.find(Locator::Css("button[data-check=tenant][data-to=true]"))
+        .await
+        .expect("select all")
+        .click()
+        .await
+        .expect("click");
+    c.find(Locator::Css("input[name=strategy][value=merge]"))
+        .await
+        .expect("merge")
+        .click()
+        .await
+        .expect("click");
+    c.find(Locator::Css("button#preview"))
+        .await
+        .expect("preview")
+        .click()
+        .await
+        .expect("click");
+    c.wait()
+        .for_element(Locator::Css("main h2"))
+        .await
+        .expect("the dry run's outcomes");
+    let page = c.source().await.expect("source");
+    assert_eq!(page.matches("<td>installed").count(), 20, "{page}");
+    screenshot(&c, "distribution-preview").await;
+    c.find(Locator::Css("button#run"))
+        .await
+        .expect("run")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Job").await, "Job");
+    // The page refreshes itself while the job runs.
+    let mut percent = String::new();
+    for _ in 0..150 {
+        if let Ok(el) = c.find(Locator::Css("#percent")).await
+            && let Ok(text) = el.text().await
+        {
+            percent = text;
+            if percent == "100%" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(percent, "100%");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("20 done, 0 failed"), "{page}");
+    screenshot(&c, "distribution-job").await;
+    c.close().await.expect("close");
+}

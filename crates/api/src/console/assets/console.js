@@ -7,3 +7,13 @@ document.addEventListener("change", function (event) {
     form.requestSubmit();
   }
 });
+
+// Buttons marked data-check="name" data-to="true|false" tick or untick
+// every checkbox of that name (select all / none).
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("button[data-check]");
+  if (!button) { return; }
+  var to = button.getAttribute("data-to") === "true";
+  document.querySelectorAll('input[type=checkbox][name="' + button.getAttribute("data-check") + '"]')
+    .forEach(function (box) { box.checked = to; });
+});
