@@ -121,9 +121,12 @@ async fn main() {
         }
         latencies.sort_by(f64::total_cmp);
         println!(
-            "{label}: p50 {:.2} ms, p99 {:.2} ms over {requests} requests; {weight} bytes compressed",
+            "{label}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {requests} \
+             requests; {weight} bytes compressed",
             quantile(&latencies, 0.5),
+            quantile(&latencies, 0.9),
             quantile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
         );
     }
     let (rss, peak) = server.memory();

@@ -200,6 +200,14 @@ impl Application {
                 }))
         })
         .workers(workers)
+        // Responses go out as soon as they are written: with Nagle's
+        // algorithm a response written in two parts (a compressed body's
+        // last bytes) waited for the client's delayed ACK, 40 ms.
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: addr.to_string(),

@@ -80,6 +80,18 @@ pub fn scope() -> actix_web::Scope<
         .route("/sign-in", web::get().to(sign_in_form))
         .route("/sign-in", web::post().to(sign_in))
         .route("/sign-out", web::post().to(sign_out))
+        .route(
+            "/tenants/{slug}/delete",
+            web::get().to(platform::delete_form),
+        )
+        .route(
+            "/tenants/{slug}/delete",
+            web::post().to(platform::delete_tenant),
+        )
+        .route(
+            "/tenants/{slug}/{action}",
+            web::post().to(platform::tenant_status),
+        )
         .route("/field-sets", web::get().to(platform::field_set_list))
         .route(
             "/distribute/{set}",

@@ -251,7 +251,8 @@ pub async fn sign_out(
     .await
 }
 
-/// Tenants, searchable by slug or name.
+/// Tenants, searchable by slug or name, with their migration status and
+/// suspend, resume and delete.
 pub async fn tenants(state: &AppState, req: &HttpRequest) -> HttpResponse {
     let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(|q| q.into_inner())
@@ -262,14 +263,31 @@ pub async fn tenants(state: &AppState, req: &HttpRequest) -> HttpResponse {
             Ok(l) => l,
             Err(e) => return Err((s, e.into())),
         };
-        let shown: Vec<_> = list
+        let shown: Vec<tenancy::Tenant> = list
             .iter()
             .filter(|t| {
                 needle.is_empty()
                     || t.slug().as_str().contains(&needle)
                     || t.display_name().to_lowercase().contains(&needle)
             })
+            .take(500)
+            .cloned()
             .collect();
+        let set = tenancy::migrate::tenant_migrations();
+        let migrations = match tenancy::migrate::status(&state.db, &shown, &set).await {
+            Ok(m) => m,
+            Err(e) => return Err((s, e.into())),
+        };
+        let pending = |slug: &str| {
+            migrations.iter().find(|m| m.slug == slug).map_or_else(
+                || "unknown".to_owned(),
+                |m| match (&m.problem, m.pending.len()) {
+                    (Some(p), _) => p.clone(),
+                    (None, 0) => "current".to_owned(),
+                    (None, n) => format!("{n} pending"),
+                },
+            )
+        };
         Ok(html_response(
             StatusCode::OK,
             layout("Tenants", "tenants", Some(&s), html! {
@@ -281,16 +299,116 @@ pub async fn tenants(state: &AppState, req: &HttpRequest) -> HttpResponse {
                 p.muted { (shown.len()) " of " (list.len()) " tenants" }
                 div.scroll {
                     table {
-                        thead { tr { th scope="col" { "Slug" } th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Created" } } }
+                        thead { tr { th scope="col" { "Slug" } th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Migrations" } th scope="col" { "Created" } th scope="col" { span.muted { "Actions" } } } }
                         tbody {
                             @for t in &shown {
-                                tr { td { (t.slug().as_str()) } td { (t.display_name()) } td { (t.status().as_str()) } td { (t.created_at().format("%Y-%m-%d")) } }
+                                @let slug = t.slug().as_str();
+                                tr {
+                                    td { (slug) } td { (t.display_name()) } td { (t.status().as_str()) }
+                                    td { (pending(slug)) }
+                                    td { (t.created_at().format("%Y-%m-%d")) }
+                                    td {
+                                        @let (action, label) = if t.status() == tenancy::TenantStatus::Suspended { ("resume", "Resume") } else { ("suspend", "Suspend") };
+                                        form.inline method="post" action={ "/console/tenants/" (slug) "/" (action) } {
+                                            input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                                            button.plain type="submit" aria-label={ (label) " " (slug) } { (label) }
+                                        }
+                                        " "
+                                        a href={ "/console/tenants/" (slug) "/delete" } aria-label={ "Delete " (slug) } { "Delete…" }
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }),
         ))
+    })
+    .await
+}
+
+fn slug_of(text: &str) -> Result<tenancy::Slug, ApiError> {
+    tenancy::Slug::parse(text).map_err(|_| ApiError::NotFound("tenant"))
+}
+
+/// Suspends (`suspend`) or resumes (`resume`) a tenant.
+pub async fn tenant_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: Form,
+) -> HttpResponse {
+    guarded(&state, &req, Some(&form), |s| async {
+        let (slug, action) = path.into_inner();
+        let slug = match slug_of(&slug) {
+            Ok(x) => x,
+            Err(e) => return Err((s, e)),
+        };
+        let registry = state.resolver.registry();
+        let done = match action.as_str() {
+            "suspend" => registry.suspend(&slug).await,
+            "resume" => registry.resume(&slug).await,
+            _ => return Err((s, ApiError::NotFound("action"))),
+        };
+        match done {
+            Ok(_) => Ok(see_other("/console/")),
+            Err(e) => Err((s, e.into())),
+        }
+    })
+    .await
+}
+
+/// Asks for the tenant's slug, typed, before deleting it.
+pub async fn delete_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+) -> HttpResponse {
+    guarded(&state, &req, None, |s| async {
+        let tenant = match slug_of(&slug) {
+            Ok(x) => match state.resolver.registry().get(&x).await {
+                Ok(t) => t,
+                Err(e) => return Err((s, e.into())),
+            },
+            Err(e) => return Err((s, e)),
+        };
+        Ok(html_response(
+            StatusCode::OK,
+            layout("Delete a tenant", "tenants", Some(&s), html! {
+                h1 { "Delete " (tenant.slug().as_str()) "?" }
+                p.error { "This drops the tenant's schema and every record, user and history in it. It cannot be undone; export it first if you may need it." }
+                form.stack method="post" action={ "/console/tenants/" (tenant.slug().as_str()) "/delete" } {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    label { "Type the tenant's slug to confirm" input type="text" name="confirm" autocomplete="off" required; }
+                    button type="submit" { "Delete for good" }
+                }
+            }),
+        ))
+    })
+    .await
+}
+
+pub async fn delete_tenant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    form: Form,
+) -> HttpResponse {
+    guarded(&state, &req, Some(&form), |s| async {
+        if field(&form, "confirm") != Some(slug.as_str()) {
+            return Err((
+                s,
+                ApiError::field("confirm", "must be the tenant's slug, typed"),
+            ));
+        }
+        let slug = match slug_of(&slug) {
+            Ok(x) => x,
+            Err(e) => return Err((s, e)),
+        };
+        match state.resolver.registry().delete(&slug).await {
+            Ok(_) => Ok(see_other("/console/")),
+            Err(e) => Err((s, e.into())),
+        }
     })
     .await
 }

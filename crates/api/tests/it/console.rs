@@ -493,5 +493,51 @@ async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
     let page = c.source().await.expect("source");
     assert!(page.contains("20 done, 0 failed"), "{page}");
     screenshot(&c, "distribution-job").await;
+
+    // Tenants: suspend one; delete another only once its slug is typed.
+    c.goto(&platform_url("/")).await.expect("tenants");
+    c.find(Locator::Css("button[aria-label='Suspend org-00']"))
+        .await
+        .expect("suspend")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Tenants").await, "Tenants");
+    let org00 = db
+        .registry()
+        .get(&tenancy::Slug::parse("org-00").expect("slug"))
+        .await
+        .expect("org-00");
+    assert_eq!(org00.status(), tenancy::TenantStatus::Suspended);
+    screenshot(&c, "platform-tenants").await;
+    for (typed, gone) in [("org-1", false), ("org-19", true)] {
+        c.goto(&platform_url("/tenants/org-19/delete"))
+            .await
+            .expect("delete");
+        c.find(Locator::Css("input[name=confirm]"))
+            .await
+            .expect("confirm")
+            .send_keys(typed)
+            .await
+            .expect("type");
+        c.find(Locator::Css("form.stack button"))
+            .await
+            .expect("delete")
+            .click()
+            .await
+            .expect("click");
+        let expected = if gone {
+            "Tenants"
+        } else {
+            "422 Unprocessable Entity"
+        };
+        assert_eq!(heading(&c, expected).await, expected, "{typed}");
+        let found = db
+            .registry()
+            .find_by_slug(&tenancy::Slug::parse("org-19").expect("slug"))
+            .await
+            .expect("registry");
+        assert_eq!(found.is_none(), gone, "{typed}");
+    }
     c.close().await.expect("close");
 }
