@@ -9,6 +9,7 @@ pub mod pages;
 pub mod platform;
 mod session;
 pub mod trails;
+pub mod webhooks;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -111,6 +112,14 @@ pub fn scope() -> actix_web::Scope<
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))
         .route("/users/{id}/disable", web::post().to(pages::disable_user))
+        .route("/webhooks", web::get().to(webhooks::list))
+        .route("/webhooks", web::post().to(webhooks::create))
+        .route("/webhooks/{id}", web::get().to(webhooks::show))
+        .route("/webhooks/{id}/test", web::post().to(webhooks::test_event))
+        .route(
+            "/webhooks/deliveries/{id}/retry",
+            web::post().to(webhooks::retry),
+        )
         .route("/audit", web::get().to(trails::audit))
         .route("/sync-log", web::get().to(trails::sync_log))
         .route("/permissions", web::get().to(pages::permissions))

@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 type Form = web::Form<Vec<(String, String)>>;
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
@@ -38,7 +38,7 @@ pub(crate) fn html_response(status: StatusCode, body: Markup) -> HttpResponse {
         .body(body.into_string())
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(crate) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
@@ -68,6 +68,7 @@ impl Page<'_> {
                 admin,
             ),
             ("sync-log", "/console/sync-log", "Sync log", admin),
+            ("webhooks", "/console/webhooks", "Webhooks", admin),
             ("audit", "/console/audit", "Audit trail", auditor),
         ]
         .into_iter()
@@ -187,7 +188,10 @@ where
 }
 
 /// A state-changing request's CSRF token, checked.
-fn checked(session: Session, form: &[(String, String)]) -> Result<Session, (Session, ApiError)> {
+pub(crate) fn checked(
+    session: Session,
+    form: &[(String, String)],
+) -> Result<Session, (Session, ApiError)> {
     if session::csrf_ok(&session, field(form, CSRF_FIELD)) {
         Ok(session)
     } else {

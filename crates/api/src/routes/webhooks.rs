@@ -35,6 +35,7 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(create)
         .service(remove)
         .service(deliveries)
+        .service(test_event)
         .service(retry)
         .service(discard);
 }
@@ -163,16 +164,19 @@ pub async fn list(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let rows = read(&state, &tenant, async |tx| {
-        Endpoint::find_by_statement(stmt(
-            &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at"),
-            [],
-        ))
-        .all(tx.conn())
-        .await
-    })
-    .await?;
+    let rows = read(&state, &tenant, async |tx| endpoints(tx.conn()).await).await?;
     Ok(HttpResponse::Ok().json(rows))
+}
+
+/// The tenant's endpoints, oldest first (the API and the console list them
+/// here).
+pub async fn endpoints(conn: &impl ConnectionTrait) -> Result<Vec<Endpoint>, sea_orm::DbErr> {
+    Endpoint::find_by_statement(stmt(
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at"),
+        [],
+    ))
+    .all(conn)
+    .await
 }
 
 /// Registers an endpoint (Administrators); its secret is in the answer.
@@ -186,6 +190,17 @@ pub async fn create(
     body: web::Json<NewEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
+    let row = add_endpoint(&state, &tenant, &body).await?;
+    Ok(HttpResponse::Created().json(row))
+}
+
+/// Checks and registers an endpoint (the API and the console add them
+/// here): its URL must reach outside the network, its types exist.
+pub async fn add_endpoint(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    body: &NewEndpoint,
+) -> Result<Endpoint, ApiError> {
     if body.url.len() > 2000 || domain::check::parameter(&body.url, 2000).is_err() {
         return Err(ApiError::field(
             "url",
@@ -238,7 +253,7 @@ pub async fn create(
     .await?
     .ok_or_else(|| ApiError::Internal("insert returned nothing".into()))?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(row))
+    Ok(row)
 }
 
 /// Removes an endpoint and its deliveries (Administrators).
@@ -308,18 +323,79 @@ pub async fn deliveries(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(Area::Users, Action::Write)?;
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let rows = Delivery::find_by_statement(stmt(
+    let rows = read(&state, &tenant, async |tx| {
+        endpoint_deliveries(tx.conn(), id.into_inner()).await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// An endpoint's latest 100 deliveries, newest first.
+pub async fn endpoint_deliveries(
+    conn: &impl ConnectionTrait,
+    endpoint: Uuid,
+) -> Result<Vec<Delivery>, sea_orm::DbErr> {
+    Delivery::find_by_statement(stmt(
         "SELECT d.id, d.event_id, e.type AS event_type, d.status, d.attempts, d.next_at, \
                 d.response_code, d.latency_ms, d.last_error, d.created_at, d.completed_at \
          FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
          WHERE d.endpoint_id = $1 ORDER BY d.id DESC LIMIT 100",
-        [id.into_inner().into()],
+        [endpoint.into()],
     ))
-    .all(tx.conn())
+    .all(conn)
+    .await
+}
+
+/// Queues a `webhook.test` event to endpoint `endpoint` alone (signed and
+/// sent like any other): the delivery's id, or None without such an
+/// endpoint.
+pub async fn send_test_event(
+    conn: &impl ConnectionTrait,
+    schema: &str,
+    endpoint: Uuid,
+) -> Result<Option<i64>, sea_orm::DbErr> {
+    let row = conn
+        .query_one_raw(stmt(
+            "WITH e AS (INSERT INTO events (type, journal_id, payload) \
+                        SELECT 'webhook.test', 0, jsonb_build_object('type', 'webhook.test', \
+                               'endpoint_id', w.id, 'at', now()) \
+                          FROM webhook_endpoints w WHERE w.id = $1 RETURNING id) \
+             INSERT INTO webhook_deliveries (event_id, endpoint_id) \
+             SELECT e.id, $1 FROM e RETURNING id",
+            [endpoint.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    conn.execute_raw(stmt(
+        "SELECT public.signal_events($1, now())",
+        [schema.into()],
+    ))
     .await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Ok().json(rows))
+    Ok(Some(row.try_get_by_index(0)?))
+}
+
+/// Sends a `webhook.test` event to one endpoint (Administrators).
+#[utoipa::path(tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 202), (status = 404)), security(("bearer" = [])))]
+#[post("/webhooks/{id}/test")]
+pub async fn test_event(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(Area::Users, Action::Write)?;
+    let schema = tenant.0.schema().as_str().to_owned();
+    let sent = read(&state, &tenant, async |tx| {
+        send_test_event(tx.conn(), &schema, *id).await
+    })
+    .await?;
+    match sent {
+        Some(delivery) => {
+            Ok(HttpResponse::Accepted().json(serde_json::json!({ "delivery": delivery })))
+        }
+        None => Err(ApiError::NotFound("no such webhook endpoint")),
+    }
 }
 
 /// Sends a FAILED delivery again, from its first attempt (Administrators).

@@ -263,6 +263,41 @@ async fn administrators_manage_the_tenant_in_the_console() {
     assert_eq!(heading(&c, "Dashboard").await, "Dashboard");
     screenshot(&c, "dashboard").await;
 
+    // Webhooks: an endpoint added in the console gets a test event.
+    c.goto(&console(&app, "acme", "/webhooks"))
+        .await
+        .expect("webhooks");
+    assert_eq!(heading(&c, "Webhooks").await, "Webhooks");
+    c.find(Locator::Css("form.stack input[name=url]"))
+        .await
+        .expect("url")
+        .send_keys("http://127.0.0.1:9/hook")
+        .await
+        .expect("type");
+    c.find(Locator::Css("form.stack button[type=submit]"))
+        .await
+        .expect("add")
+        .click()
+        .await
+        .expect("submit");
+    assert_eq!(heading(&c, "Webhook endpoint").await, "Webhook endpoint");
+    c.find(Locator::Css("main form button[type=submit]"))
+        .await
+        .expect("send test event")
+        .click()
+        .await
+        .expect("click");
+    let mut sent = false;
+    for _ in 0..30 {
+        if c.source().await.expect("source").contains("webhook.test") {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent, "the test event is not among the deliveries");
+    screenshot(&c, "webhooks").await;
+
     // A form posted without its token is refused, even with the cookie.
     let cookie = c
         .get_named_cookie("strata_console")
@@ -310,7 +345,14 @@ async fn administrators_manage_the_tenant_in_the_console() {
 
     // Each page's first load (the page, its stylesheet and script), as
     // transferred compressed.
-    for path in ["/", "/users", "/permissions", "/audit", "/sync-log"] {
+    for path in [
+        "/",
+        "/users",
+        "/permissions",
+        "/audit",
+        "/sync-log",
+        "/webhooks",
+    ] {
         let mut total = 0;
         for (p, session) in [
             (path, true),
@@ -365,7 +407,7 @@ async fn administrators_manage_the_tenant_in_the_console() {
     assert_eq!(heading(&c, "403 Forbidden").await, "403 Forbidden");
     let page = c.source().await.expect("source");
     assert!(!page.contains("href=\"/console/users\""), "{page}");
-    for path in ["/users", "/permissions", "/sync-log", "/audit"] {
+    for path in ["/users", "/permissions", "/sync-log", "/audit", "/webhooks"] {
         c.goto(&console(&app, "acme", path)).await.expect("page");
         assert_eq!(
             heading(&c, "403 Forbidden").await,

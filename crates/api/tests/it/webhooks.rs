@@ -809,3 +809,46 @@ async fn a_records_events_arrive_in_order_even_across_retries() {
     let b = log.iter().position(|(_, _, r)| r != a).expect("B");
     assert!(b < 2, "{log:?}");
 }
+
+#[tokio::test]
+async fn a_test_event_reaches_one_endpoint_signed() {
+    let db = TestDb::new(2).await;
+    crate::helpers::tenant_with_admin(&db, "acme", "correct horse battery").await;
+    let app = crate::helpers::spawn_app(&db, 4).await;
+    let (token, _) = app
+        .tokens("acme", "admin@acme.test", "correct horse battery")
+        .await;
+    let (url, seen) = receiver(0).await;
+    let (s, endpoint) = crate::helpers::send(
+        &app,
+        &token,
+        reqwest::Method::POST,
+        "/api/v1/webhooks",
+        Some(serde_json::json!({ "url": url, "event_types": ["client.created"] })),
+    )
+    .await;
+    assert_eq!(s, 201, "{endpoint}");
+    let id = endpoint["id"].as_str().expect("id");
+    let (s, body) = crate::helpers::send(
+        &app,
+        &token,
+        reqwest::Method::POST,
+        &format!("/api/v1/webhooks/{id}/test"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{body}");
+    until(&seen, 10, |s| !s.is_empty()).await;
+    let got = seen.lock().expect("log")[0].clone();
+    assert!(got.3.contains("\"webhook.test\""), "{got:?}");
+    assert!(got.2.starts_with("v1,"), "signed: {got:?}");
+    let (s, _) = crate::helpers::send(
+        &app,
+        &token,
+        reqwest::Method::POST,
+        &format!("/api/v1/webhooks/{}/test", uuid::Uuid::nil()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+}
