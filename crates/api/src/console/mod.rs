@@ -111,7 +111,13 @@ pub fn scope() -> actix_web::Scope<
         .route("/jobs/{id}/retry", web::post().to(platform::job_retry))
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))
+        .route("/users/{id}", web::get().to(pages::user_page))
         .route("/users/{id}/disable", web::post().to(pages::disable_user))
+        .route("/users/{id}/roles", web::post().to(pages::save_roles))
+        .route(
+            "/users/{id}/password",
+            web::post().to(pages::reset_password),
+        )
         .route("/webhooks", web::get().to(webhooks::list))
         .route("/webhooks", web::post().to(webhooks::create))
         .route("/webhooks/{id}", web::get().to(webhooks::show))

@@ -460,7 +460,7 @@ async fn users_page(
                         tbody {
                             @for u in &users {
                                 tr {
-                                    td { (u.email) }
+                                    td { a href={ "/console/users/" (u.id) } { (u.email) } }
                                     td { (u.full_name) }
                                     td { (u.roles.join(", ")) }
                                     td { @if u.is_active { "active" } @else { "disabled" } }
@@ -545,15 +545,11 @@ pub async fn disable_user(
             let version: i64 = field(&form, "version")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            let done = async {
-                let a = Acting::begin(&state, &tenant, &s.user).await?;
-                let input = Map::from_iter([("is_active".to_owned(), Value::Bool(false))]);
-                service::update(a.tx.conn(), &USERS, &a.actor(), *id, version, &input).await?;
-                a.commit().await?;
-                Ok::<_, ApiError>(())
-            };
-            match done.await {
-                Ok(()) => Ok(see_other("/console/users")),
+            let input = Map::from_iter([("is_active".to_owned(), Value::Bool(false))]);
+            match crate::routes::users::update_user(&state, &tenant, &s.user, *id, version, input)
+                .await
+            {
+                Ok(_) => Ok(see_other("/console/users")),
                 Err(e) => Err((s, e)),
             }
         },
@@ -680,6 +676,130 @@ pub async fn save_permissions(
             };
             match saved.await {
                 Ok(()) => Ok(see_other("/console/permissions")),
+                Err(e) => Err((s, e)),
+            }
+        },
+    )
+    .await
+}
+
+/// One user: their roles, and a new password.
+pub async fn user_page(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> HttpResponse {
+    guarded(&state, &tenant, &req, Area::Users, Action::Write, |s| async {
+        let read = async {
+            let a = Acting::begin(&state, &tenant, &s.user).await?;
+            let (json, _) = service::get(a.tx.conn(), &USERS, &a.actor(), *id).await?;
+            let roles: BTreeSet<String> = settings::grants(a.tx.conn())
+                .await?
+                .into_iter()
+                .map(|g| g.role)
+                .collect();
+            a.commit().await?;
+            let user: UserRow = serde_json::from_str(&json)
+                .map_err(|e| ApiError::Internal(format!("user: {e}")))?;
+            Ok::<_, ApiError>((user, roles))
+        };
+        let (u, roles) = match read.await {
+            Ok(x) => x,
+            Err(e) => return Err((s, e)),
+        };
+        let page = Page {
+            title: "User",
+            here: "users",
+            tenant: &tenant,
+            session: Some(&s),
+        };
+        Ok(html_response(
+            StatusCode::OK,
+            page.render(html! {
+                h1 { (u.full_name) }
+                p { (u.email) " — " @if u.is_active { "active" } @else { "disabled" } }
+                h2 { "Roles" }
+                form.stack method="post" action={ "/console/users/" (u.id) "/roles" } {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    fieldset {
+                        legend { "Roles held" }
+                        div.choices {
+                            @for r in &roles {
+                                label { input type="checkbox" name="role" value=(r) checked[u.roles.contains(r)]; " " (r) }
+                            }
+                        }
+                    }
+                    button type="submit" { "Save roles" }
+                }
+                h2 { "Reset the password" }
+                form.stack method="post" action={ "/console/users/" (u.id) "/password" } {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    input type="hidden" name="version" value=(u.version);
+                    label { "New password (8 to 128 characters)" input type="password" name="password" autocomplete="new-password" required; }
+                    button type="submit" { "Set password" }
+                }
+            }),
+        ))
+    })
+    .await
+}
+
+pub async fn save_roles(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    form: Form,
+) -> HttpResponse {
+    guarded(
+        &state,
+        &tenant,
+        &req,
+        Area::Users,
+        Action::Write,
+        |s| async {
+            let s = checked(s, &form)?;
+            let names: Vec<String> = form
+                .iter()
+                .filter(|(k, _)| k == "role")
+                .map(|(_, v)| v.clone())
+                .collect();
+            match crate::routes::users::replace_roles(&state, &tenant, &s.user, *id, &names).await {
+                Ok(_) => Ok(see_other(&format!("/console/users/{id}"))),
+                Err(e) => Err((s, e)),
+            }
+        },
+    )
+    .await
+}
+
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    form: Form,
+) -> HttpResponse {
+    guarded(
+        &state,
+        &tenant,
+        &req,
+        Area::Users,
+        Action::Write,
+        |s| async {
+            let s = checked(s, &form)?;
+            let version: i64 = field(&form, "version")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let body = Map::from_iter([(
+                "password".to_owned(),
+                Value::from(field(&form, "password").unwrap_or("")),
+            )]);
+            match crate::routes::users::update_user(&state, &tenant, &s.user, *id, version, body)
+                .await
+            {
+                Ok(_) => Ok(see_other("/console/users")),
                 Err(e) => Err((s, e)),
             }
         },

@@ -199,17 +199,32 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let mut body = body.into_inner();
     let version = records::expected_version(&req, &mut body)?;
+    let (updated, version) = update_user(&state, &tenant, &user, *id, version, body).await?;
+    Ok(with_etag(HttpResponse::Ok(), updated, version))
+}
+
+/// Applies a PATCH body (its fields and `password`) to user `id` if it is
+/// still at `version`, for `user`: the user as JSON and its version. REST
+/// and the console (disable, reset a password) change users here.
+pub async fn update_user(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    user: &AuthUser,
+    id: Uuid,
+    version: i64,
+    mut body: Map<String, Value>,
+) -> Result<(String, i64), ApiError> {
     let password_hash = hash_of(take_password(&mut body)?).await?;
-    let a = Acting::begin(&state, &tenant, &user).await?;
+    let a = Acting::begin(state, tenant, user).await?;
     let (tx, actor) = (&a.tx, a.actor());
     let (mut updated, mut version) =
-        service::update(tx.conn(), &USERS, &actor, *id, version, &body).await?;
+        service::update(tx.conn(), &USERS, &actor, id, version, &body).await?;
     if let Some(h) = password_hash {
-        users_service::set_password_hash(tx.conn(), *id, &h).await?;
-        (updated, version) = service::get(tx.conn(), &USERS, &actor, *id).await?;
+        users_service::set_password_hash(tx.conn(), id, &h).await?;
+        (updated, version) = service::get(tx.conn(), &USERS, &actor, id).await?;
     }
     a.commit().await?;
-    Ok(with_etag(HttpResponse::Ok(), updated, version))
+    Ok((updated, version))
 }
 
 /// DELETE /api/v1/users/{id} (Administrators)
@@ -243,14 +258,26 @@ pub async fn set_roles(
     id: web::Path<Uuid>,
     body: web::Json<RolesBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let a = Acting::begin(&state, &tenant, &user).await?;
+    let (updated, version) = replace_roles(&state, &tenant, &user, *id, &body.roles).await?;
+    Ok(with_etag(HttpResponse::Ok(), updated, version))
+}
+
+/// Makes `roles` user `id`'s roles, for `user` (REST and the console).
+pub async fn replace_roles(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    user: &AuthUser,
+    id: Uuid,
+    names: &[String],
+) -> Result<(String, i64), ApiError> {
+    let a = Acting::begin(state, tenant, user).await?;
     a.perms.write(&USERS)?;
     let (tx, actor) = (&a.tx, a.actor());
-    service::get(tx.conn(), &USERS, &actor, *id).await?;
-    users_service::set_roles(tx.conn(), *id, &body.roles).await?;
-    let (updated, version) = service::get(tx.conn(), &USERS, &actor, *id).await?;
+    service::get(tx.conn(), &USERS, &actor, id).await?;
+    users_service::set_roles(tx.conn(), id, names).await?;
+    let found = service::get(tx.conn(), &USERS, &actor, id).await?;
     a.commit().await?;
-    Ok(with_etag(HttpResponse::Ok(), updated, version))
+    Ok(found)
 }
 
 #[derive(Serialize, FromQueryResult, ToSchema)]

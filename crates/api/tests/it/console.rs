@@ -14,6 +14,7 @@ use tenancy::testing::TestDb;
 use crate::helpers::{TestApp, spawn_app, tenant_with_admin};
 
 const PASSWORD: &str = "correct horse battery";
+const NEW_PASSWORD: &str = "another horse battery";
 
 /// chromedriver on a free port, stopped on drop.
 struct Driver {
@@ -82,7 +83,7 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
 }
 
-async fn sign_in(c: &Client, app: &TestApp, slug: &str, email: &str) {
+async fn sign_in(c: &Client, app: &TestApp, slug: &str, email: &str, password: &str) {
     c.goto(&console(app, slug, "/sign-in"))
         .await
         .expect("sign-in page");
@@ -95,7 +96,7 @@ async fn sign_in(c: &Client, app: &TestApp, slug: &str, email: &str) {
     c.find(Locator::Css("input[name=password]"))
         .await
         .expect("password field")
-        .send_keys(PASSWORD)
+        .send_keys(password)
         .await
         .expect("type");
     c.find(Locator::Css("form button[type=submit]"))
@@ -158,7 +159,7 @@ async fn administrators_manage_the_tenant_in_the_console() {
     c.goto(&console(&app, "acme", "/")).await.expect("console");
     assert_eq!(heading(&c, "Sign in").await, "Sign in");
     screenshot(&c, "sign-in").await;
-    sign_in(&c, &app, "acme", "admin@acme.test").await;
+    sign_in(&c, &app, "acme", "admin@acme.test", PASSWORD).await;
     assert_eq!(heading(&c, "Dashboard").await, "Dashboard");
     let page = c.source().await.expect("source");
     assert!(page.contains("clients"), "{page}");
@@ -298,6 +299,48 @@ async fn administrators_manage_the_tenant_in_the_console() {
     assert!(sent, "the test event is not among the deliveries");
     screenshot(&c, "webhooks").await;
 
+    // A user's roles and password, changed on their page.
+    c.goto(&console(&app, "acme", "/users"))
+        .await
+        .expect("users");
+    c.find(Locator::LinkText("agent@acme.test"))
+        .await
+        .expect("the agent's page")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Field Agent").await, "Field Agent");
+    c.find(Locator::Css("input[name=role][value=Managers]"))
+        .await
+        .expect("Managers")
+        .click()
+        .await
+        .expect("tick");
+    c.find(Locator::Css("form[action$='/roles'] button"))
+        .await
+        .expect("save roles")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Field Agent").await, "Field Agent");
+    c.find(Locator::Css(
+        "form[action$='/password'] input[name=password]",
+    ))
+    .await
+    .expect("password")
+    .send_keys(NEW_PASSWORD)
+    .await
+    .expect("type");
+    c.find(Locator::Css("form[action$='/password'] button"))
+        .await
+        .expect("set password")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Users").await, "Users");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("Managers, Users"), "{page}");
+
     // A form posted without its token is refused, even with the cookie.
     let cookie = c
         .get_named_cookie("strata_console")
@@ -403,7 +446,7 @@ async fn administrators_manage_the_tenant_in_the_console() {
 
     // A lower role signs in and cannot open the administrators' pages,
     // which its navigation does not offer.
-    sign_in(&c, &app, "acme", "agent@acme.test").await;
+    sign_in(&c, &app, "acme", "agent@acme.test", NEW_PASSWORD).await;
     assert_eq!(heading(&c, "403 Forbidden").await, "403 Forbidden");
     let page = c.source().await.expect("source");
     assert!(!page.contains("href=\"/console/users\""), "{page}");
