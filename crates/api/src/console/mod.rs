@@ -93,6 +93,11 @@ pub fn scope() -> actix_web::Scope<
             "/tenants/{slug}/{action}",
             web::post().to(platform::tenant_status),
         )
+        .route("/tenants", web::post().to(platform::create_tenant))
+        .route("/templates", web::get().to(platform::templates))
+        .route("/templates", web::post().to(platform::capture_template))
+        .route("/events", web::get().to(platform::events))
+        .route("/events", web::post().to(platform::set_events))
         .route("/field-sets", web::get().to(platform::field_set_list))
         .route(
             "/distribute/{set}",

@@ -73,6 +73,8 @@ fn layout(title: &str, here: &str, s: Option<&OperatorSession>, body: Markup) ->
         ("tenants", "/console/", "Tenants"),
         ("field-sets", "/console/field-sets", "Field sets"),
         ("jobs", "/console/jobs", "Jobs"),
+        ("templates", "/console/templates", "Templates"),
+        ("events", "/console/events", "Events"),
     ];
     html! {
         (DOCTYPE)
@@ -724,6 +726,175 @@ pub async fn job_retry(
     guarded(&state, &req, Some(&form), |s| async {
         match jobs::retry(&state.db, *id).await {
             Ok(_) => Ok(see_other(&format!("/console/jobs/{id}"))),
+            Err(e) => Err((s, e.into())),
+        }
+    })
+    .await
+}
+
+/// Templates, capturing one from a tenant, and making a tenant from one.
+pub async fn templates(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    guarded(&state, &req, None, |s| async {
+        let (list, tenants) = match async {
+            Ok::<_, tenancy::Error>((
+                tenancy::templates::list(&state.db).await?,
+                state.resolver.registry().list().await?,
+            ))
+        }
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => return Err((s, e.into())),
+        };
+        Ok(html_response(
+            StatusCode::OK,
+            layout("Templates", "templates", Some(&s), html! {
+                h1 { "Templates" }
+                div.scroll {
+                    table {
+                        thead { tr { th scope="col" { "Name" } th scope="col" { "From" } th scope="col" { "Rows" } th scope="col" { "Description" } } }
+                        tbody {
+                            @for t in &list {
+                                tr {
+                                    td { (t.name) }
+                                    td { (t.source) @if t.include_records { " (with records)" } }
+                                    td { (t.tables.as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                                    td { (t.description) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if list.is_empty() { p.muted { "No templates yet." } }
+                h2 { "Capture a template" }
+                form.stack method="post" action="/console/templates" {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    label { "Name (a-z, digits, -)" input type="text" name="name" required; }
+                    label { "From tenant"
+                        select name="tenant" { @for t in &tenants { option value=(t.slug().as_str()) { (t.slug().as_str()) } } }
+                    }
+                    label { "Description" input type="text" name="description"; }
+                    label.radio { input type="checkbox" name="include_records" value="true"; " Include its records as sample data" }
+                    button type="submit" { "Capture" }
+                }
+                h2 { "Create a tenant" }
+                form.stack method="post" action="/console/tenants" {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    label { "Slug" input type="text" name="slug" required; }
+                    label { "Name" input type="text" name="display_name" required; }
+                    label { "Template"
+                        select name="template" {
+                            option value="" { "none" }
+                            @for t in &list { option value=(t.name) { (t.name) } }
+                        }
+                    }
+                    label { "First administrator's e-mail" input type="email" name="admin_email"; }
+                    label { "Their password" input type="password" name="admin_password" autocomplete="new-password"; }
+                    button type="submit" { "Create tenant" }
+                }
+            }),
+        ))
+    })
+    .await
+}
+
+pub async fn capture_template(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Form,
+) -> HttpResponse {
+    guarded(&state, &req, Some(&form), |s| async {
+        let tenant = match slug_of(field(&form, "tenant").unwrap_or("")) {
+            Ok(x) => x,
+            Err(e) => return Err((s, e)),
+        };
+        let by = tenancy::operators::email_of(&state.db, s.operator.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| s.operator.id.to_string());
+        match state
+            .resolver
+            .registry()
+            .capture_template(
+                field(&form, "name").unwrap_or(""),
+                field(&form, "description").unwrap_or(""),
+                &tenant,
+                field(&form, "include_records") == Some("true"),
+                &by,
+            )
+            .await
+        {
+            Ok(_) => Ok(see_other("/console/templates")),
+            Err(e) => Err((s, e.into())),
+        }
+    })
+    .await
+}
+
+/// Creates a tenant (from a template when one is chosen) with an optional
+/// first administrator, through the operator API's own function.
+pub async fn create_tenant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Form,
+) -> HttpResponse {
+    guarded(&state, &req, Some(&form), |s| async {
+        let text = |k: &str| {
+            field(&form, k)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let body = crate::routes::platform_ops::NewTenantRequest {
+            slug: text("slug").unwrap_or_default(),
+            display_name: text("display_name").unwrap_or_default(),
+            template: text("template"),
+            admin_email: text("admin_email"),
+            admin_password: text("admin_password"),
+            admin_name: None,
+        };
+        match crate::routes::platform_ops::provision_tenant(&state, body).await {
+            Ok(_) => Ok(see_other("/console/")),
+            Err(e) => Err((s, e)),
+        }
+    })
+    .await
+}
+
+/// Pauses or resumes webhook deliveries on the whole platform.
+pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    guarded(&state, &req, None, |s| async {
+        let q = match tenancy::deliveries::platform(&state.db).await {
+            Ok(q) => q,
+            Err(e) => return Err((s, e.into())),
+        };
+        let paused = q.as_ref().is_some_and(|q| q.paused);
+        Ok(html_response(
+            StatusCode::OK,
+            layout("Events", "events", Some(&s), html! {
+                h1 { "Event deliveries" }
+                @if let Some(q) = &q {
+                    p { "Deliveries are " strong { @if q.paused { "paused" } @else { "running" } } " on the whole platform; "
+                        (q.pending) " waiting, " (q.failed) " failed, in " (q.tenants.len()) " tenant(s) with endpoints." }
+                }
+                form method="post" action="/console/events" {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    input type="hidden" name="paused" value=(if paused { "false" } else { "true" });
+                    button type="submit" { @if paused { "Resume deliveries" } @else { "Pause deliveries" } }
+                }
+                p.muted { "While paused, events and deliveries still accumulate; they go out on resume." }
+            }),
+        ))
+    })
+    .await
+}
+
+pub async fn set_events(state: web::Data<AppState>, req: HttpRequest, form: Form) -> HttpResponse {
+    guarded(&state, &req, Some(&form), |s| async {
+        let paused = field(&form, "paused") == Some("true");
+        match tenancy::deliveries::set_platform_paused(&state.db, paused).await {
+            Ok(()) => Ok(see_other("/console/events")),
             Err(e) => Err((s, e.into())),
         }
     })

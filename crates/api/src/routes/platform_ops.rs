@@ -379,7 +379,16 @@ pub async fn create_tenant(
     _operator: Operator,
     body: web::Json<NewTenantRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    let made = provision_tenant(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(made))
+}
+
+/// Creates the tenant `b` asks for, in one transaction (the operator API
+/// and the platform console create tenants here).
+pub async fn provision_tenant(
+    state: &AppState,
+    b: NewTenantRequest,
+) -> Result<serde_json::Value, ApiError> {
     let slug = tenancy::Slug::parse(&b.slug).map_err(|e| ApiError::field("slug", e.to_string()))?;
     let mut new = tenancy::NewTenant::new(slug, &b.display_name, &[], &state.base_domain)
         .map_err(|e| ApiError::field("display_name", e.to_string()))?;
@@ -410,12 +419,12 @@ pub async fn create_tenant(
         }
     }
     let tenant = state.resolver.registry().create(&new).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
+    Ok(serde_json::json!({
         "slug": tenant.slug().as_str(),
         "display_name": tenant.display_name(),
         "status": tenant.status().as_str(),
         "template": b.template,
-    })))
+    }))
 }
 
 /// The tenant as a portable archive (`application/x-tar`): its tables'

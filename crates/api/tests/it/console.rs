@@ -624,5 +624,95 @@ async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
             .expect("registry");
         assert_eq!(found.is_none(), gone, "{typed}");
     }
+
+    // Templates: capture one, and make a tenant from it with its first
+    // administrator.
+    c.goto(&platform_url("/templates"))
+        .await
+        .expect("templates");
+    assert_eq!(heading(&c, "Templates").await, "Templates");
+    for (name, value) in [("name", "starter"), ("description", "ESG starter")] {
+        c.find(Locator::Css(&format!(
+            "form[action='/console/templates'] input[name={name}]"
+        )))
+        .await
+        .expect("field")
+        .send_keys(value)
+        .await
+        .expect("type");
+    }
+    c.find(Locator::Css("form[action='/console/templates'] button"))
+        .await
+        .expect("capture")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Templates").await, "Templates");
+    assert!(c.source().await.expect("source").contains("ESG starter"));
+    for (name, value) in [
+        ("slug", "fresh"),
+        ("display_name", "Fresh"),
+        ("admin_email", "boss@fresh.test"),
+        ("admin_password", PASSWORD),
+    ] {
+        c.find(Locator::Css(&format!(
+            "form[action='/console/tenants'] input[name={name}]"
+        )))
+        .await
+        .expect("field")
+        .send_keys(value)
+        .await
+        .expect("type");
+    }
+    c.find(Locator::Css(
+        "form[action='/console/tenants'] select[name=template] option[value=starter]",
+    ))
+    .await
+    .expect("template")
+    .click()
+    .await
+    .expect("choose");
+    c.find(Locator::Css("form[action='/console/tenants'] button"))
+        .await
+        .expect("create")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Tenants").await, "Tenants");
+    let (token, _) = app.tokens("fresh", "boss@fresh.test", PASSWORD).await;
+    let res = app
+        .on("fresh", Method::GET, "/api/v1/field-sets")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("field sets");
+    let sets: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(
+        sets[0]["name"], "esg",
+        "the template carried the distributed set"
+    );
+    screenshot(&c, "platform-templates").await;
+
+    // Deliveries paused and resumed for the whole platform.
+    c.goto(&platform_url("/events")).await.expect("events");
+    c.find(Locator::Css("main form button"))
+        .await
+        .expect("pause")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Event deliveries").await, "Event deliveries");
+    let paused = tenancy::deliveries::platform(&db.db)
+        .await
+        .expect("queue")
+        .is_some_and(|q| q.paused);
+    assert!(paused);
+    c.find(Locator::Css("main form button"))
+        .await
+        .expect("resume")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Event deliveries").await, "Event deliveries");
     c.close().await.expect("close");
 }
