@@ -5,6 +5,7 @@
 //! user and sync settings functions): there is no second copy of a rule.
 //! See docs/architecture.md, "The console".
 
+mod field_sets;
 pub mod pages;
 pub mod platform;
 mod session;
@@ -26,6 +27,15 @@ async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     match tenant_of(&req) {
         Some(t) => pages::dashboard(state, t, req).await,
         None => platform::tenants(&state, &req).await,
+    }
+}
+
+/// `/console/field-sets`: a tenant's custom fields, or the platform's
+/// field sets.
+async fn field_set_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match tenant_of(&req) {
+        Some(t) => field_sets::list(state, t, req).await,
+        None => platform::field_set_list(state, req).await,
     }
 }
 
@@ -98,7 +108,12 @@ pub fn scope() -> actix_web::Scope<
         .route("/templates", web::post().to(platform::capture_template))
         .route("/events", web::get().to(platform::events))
         .route("/events", web::post().to(platform::set_events))
-        .route("/field-sets", web::get().to(platform::field_set_list))
+        .route("/field-sets", web::get().to(field_set_page))
+        .route("/field-sets", web::post().to(field_sets::create))
+        .route(
+            "/field-sets/{id}/delete",
+            web::post().to(field_sets::delete),
+        )
         .route(
             "/distribute/{set}",
             web::get().to(platform::distribute_form),

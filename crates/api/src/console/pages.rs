@@ -69,6 +69,7 @@ impl Page<'_> {
             ),
             ("sync-log", "/console/sync-log", "Sync log", admin),
             ("webhooks", "/console/webhooks", "Webhooks", admin),
+            ("field-sets", "/console/field-sets", "Custom fields", admin),
             ("audit", "/console/audit", "Audit trail", auditor),
         ]
         .into_iter()

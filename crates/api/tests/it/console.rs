@@ -299,6 +299,48 @@ async fn administrators_manage_the_tenant_in_the_console() {
     assert!(sent, "the test event is not among the deliveries");
     screenshot(&c, "webhooks").await;
 
+    // Custom fields: a set added in the console checks REST writes.
+    c.goto(&console(&app, "acme", "/field-sets"))
+        .await
+        .expect("custom fields");
+    assert_eq!(heading(&c, "Custom fields").await, "Custom fields");
+    for (name, value) in [("name", "esg"), ("label", "ESG")] {
+        c.find(Locator::Css(&format!("form.stack input[name={name}]")))
+            .await
+            .expect("field")
+            .send_keys(value)
+            .await
+            .expect("type");
+    }
+    c.find(Locator::Css("form.stack textarea[name=fields]"))
+        .await
+        .expect("definitions")
+        .send_keys(r#"[{"key": "sector", "label": "Sector", "type": "single_choice", "options": ["energy", "retail"]}]"#)
+        .await
+        .expect("type");
+    c.find(Locator::Css("form.stack button[type=submit]"))
+        .await
+        .expect("add")
+        .click()
+        .await
+        .expect("submit");
+    assert_eq!(heading(&c, "Custom fields").await, "Custom fields");
+    assert!(
+        c.source()
+            .await
+            .expect("source")
+            .contains("<code>sector</code>")
+    );
+    screenshot(&c, "custom-fields").await;
+    let res = app
+        .on("acme", Method::POST, "/api/v1/clients")
+        .bearer_auth(&admin)
+        .json(&json!({ "name": "Coal Co", "custom": { "sector": "coal" } }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 422);
+
     // A user's roles and password, changed on their page.
     c.goto(&console(&app, "acme", "/users"))
         .await
