@@ -150,6 +150,8 @@ pub fn scope() -> actix_web::Scope<
         .route("/sync-log", web::get().to(trails::sync_log))
         .route("/permissions", web::get().to(pages::permissions))
         .route("/permissions", web::post().to(pages::save_permissions))
+        .route("/filters", web::post().to(pages::add_filter))
+        .route("/filters/{id}/delete", web::post().to(pages::remove_filter))
         .route("/", web::get().to(home))
         .route("", web::get().to(pages::to_dashboard))
 }

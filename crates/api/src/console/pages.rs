@@ -567,10 +567,11 @@ pub async fn permissions(
         let read = async {
             let tx = TenantTx::begin(&state.db, &tenant.0).await?;
             let grants = settings::grants(tx.conn()).await?;
+            let filters = settings::filters(tx.conn()).await?;
             tx.commit().await?;
-            Ok::<_, ApiError>(grants)
+            Ok::<_, ApiError>((grants, filters))
         };
-        let grants = match read.await {
+        let (grants, filters) = match read.await {
             Ok(g) => g,
             Err(e) => return Err((s, e)),
         };
@@ -622,9 +623,110 @@ pub async fn permissions(
                     }
                     p { button type="submit" { "Save" } }
                 }
+                h2 { "Row filters" }
+                p.muted { "Rows of a model a role reaches must pass every filter of the role (over sync and REST alike); $user stands for the caller." }
+                div.scroll {
+                    table {
+                        thead { tr { th scope="col" { "Role" } th scope="col" { "Model" } th scope="col" { "Condition" } th scope="col" { span.muted { "Actions" } } } }
+                        tbody {
+                            @for f in &filters {
+                                tr {
+                                    td { (f.role) } td { (f.model) }
+                                    td { code { (f.field) " " (f.operator) @if let Some(v) = &f.value { " " (v) } } }
+                                    td {
+                                        @if let Some(id) = f.id {
+                                            form.inline method="post" action={ "/console/filters/" (id) "/delete" } {
+                                                input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                                                button.plain type="submit" { "Remove" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                form.filters method="post" action="/console/filters" {
+                    input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                    label { "Role" select name="role" { @for r in &roles { option value=(r) { (r) } } } }
+                    label { "Model" select name="model" { @for m in &models { option value=(m) { (m) } } } }
+                    label { "Field" input type="text" name="field" required; }
+                    label { "Operator" select name="operator" { @for o in ["eq", "ne", "in", "is_null", "not_null"] { option value=(o) { (o) } } } }
+                    label { "Value" input type="text" name="value" placeholder="$user"; }
+                    button type="submit" { "Add filter" }
+                }
             }),
         ))
     })
+    .await
+}
+
+pub async fn add_filter(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    req: HttpRequest,
+    form: Form,
+) -> HttpResponse {
+    guarded(
+        &state,
+        &tenant,
+        &req,
+        Area::Users,
+        Action::Write,
+        |s| async {
+            let s = checked(s, &form)?;
+            let text = |k: &str| field(&form, k).unwrap_or("").trim().to_owned();
+            let f = settings::Filter {
+                id: None,
+                role: text("role"),
+                model: text("model"),
+                field: text("field"),
+                operator: text("operator"),
+                value: Some(text("value")).filter(|v| !v.is_empty()),
+            };
+            let done = async {
+                let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+                settings::add_filter(tx.conn(), f).await?;
+                tx.commit().await?;
+                Ok::<_, ApiError>(())
+            };
+            match done.await {
+                Ok(()) => Ok(see_other("/console/permissions")),
+                Err(e) => Err((s, e)),
+            }
+        },
+    )
+    .await
+}
+
+pub async fn remove_filter(
+    state: web::Data<AppState>,
+    tenant: CurrentTenant,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    form: Form,
+) -> HttpResponse {
+    guarded(
+        &state,
+        &tenant,
+        &req,
+        Area::Users,
+        Action::Write,
+        |s| async {
+            let s = checked(s, &form)?;
+            let done = async {
+                let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+                let gone = settings::remove_filter(tx.conn(), *id).await?;
+                tx.commit().await?;
+                Ok::<_, ApiError>(gone)
+            };
+            match done.await {
+                Ok(true) => Ok(see_other("/console/permissions")),
+                Ok(false) => Err((s, ApiError::NotFound("row filter"))),
+                Err(e) => Err((s, e)),
+            }
+        },
+    )
     .await
 }
 

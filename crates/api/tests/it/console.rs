@@ -231,6 +231,51 @@ async fn administrators_manage_the_tenant_in_the_console() {
     );
     screenshot(&c, "permissions").await;
 
+    // A row filter added under the matrix is the API's too.
+    let filter_form = c
+        .form(Locator::Css("form[action='/console/filters']"))
+        .await
+        .expect("filter form");
+    for (name, value) in [
+        ("role", "Users"),
+        ("model", "clients"),
+        ("field", "assigned_manager_id"),
+        ("value", "$user"),
+    ] {
+        filter_form
+            .set_by_name(name, value)
+            .await
+            .expect("set a field");
+    }
+    c.find(Locator::Css("form[action='/console/filters'] button"))
+        .await
+        .expect("add filter")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(
+        heading(&c, "Sync permissions").await,
+        "Sync permissions",
+        "{}",
+        c.source().await.unwrap_or_default()
+    );
+    let res = app
+        .on("acme", Method::GET, "/api/v1/sync/filters")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("filters");
+    let filters: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(filters[0]["field"], "assigned_manager_id", "{filters}");
+    assert_eq!(filters[0]["value"], "$user", "{filters}");
+    c.find(Locator::Css("form[action^='/console/filters/'] button"))
+        .await
+        .expect("remove")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(heading(&c, "Sync permissions").await, "Sync permissions");
+
     // A change made through the API is in the audit trail, with its
     // fields; the sync log has the pulls above.
     let res = app
