@@ -6,6 +6,7 @@
 //! See docs/architecture.md, "The console".
 
 mod field_sets;
+mod notifications;
 pub mod pages;
 pub mod platform;
 mod session;
@@ -145,6 +146,11 @@ pub fn scope() -> actix_web::Scope<
         .route(
             "/webhooks/deliveries/{id}/retry",
             web::post().to(webhooks::retry),
+        )
+        .route("/notifications", web::get().to(notifications::page))
+        .route(
+            "/notifications/stream",
+            web::get().to(notifications::stream),
         )
         .route("/audit", web::get().to(trails::audit))
         .route("/sync-log", web::get().to(trails::sync_log))

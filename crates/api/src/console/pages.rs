@@ -60,6 +60,12 @@ impl Page<'_> {
         let auditor = allows(roles, Area::Audit, Action::Read);
         let nav: Vec<(&str, &str, &str)> = [
             ("dashboard", "/console/", "Dashboard", admin),
+            (
+                "notifications",
+                "/console/notifications",
+                "Notifications",
+                true,
+            ),
             ("users", "/console/users", "Users", admin),
             (
                 "permissions",

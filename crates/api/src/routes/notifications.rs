@@ -64,6 +64,18 @@ pub async fn list(
     user: AuthUser,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = page_of(&state, &tenant, &user, &params).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// A page of `user`'s notifications, newest first, with the unread count
+/// (the API and the console read them here).
+pub async fn page_of(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    user: &AuthUser,
+    params: &ListParams,
+) -> Result<NotificationPage, ApiError> {
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 200"));
@@ -97,11 +109,11 @@ pub async fn list(
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|n| n.id))
         .flatten();
-    Ok(HttpResponse::Ok().json(NotificationPage {
+    Ok(NotificationPage {
         items,
         next_cursor,
         unread,
-    }))
+    })
 }
 
 /// Marks one of the caller's notifications read.
@@ -181,6 +193,17 @@ pub async fn stream(
         ),
         None => None,
     };
+    open_stream(&state, &tenant, &user, resume).await
+}
+
+/// The live stream of `user` from `resume` (or from now): the API's
+/// `/events/stream` and the console's notifications page open it here.
+pub async fn open_stream(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    user: &AuthUser,
+    resume: Option<(i64, crate::stream::Position)>,
+) -> Result<HttpResponse, ApiError> {
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let perms = domain::access::Permissions::load(tx.conn(), &user.roles).await?;
     let (note, change, seen) = match resume {
@@ -216,6 +239,9 @@ pub async fn stream(
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
+        // Not compressed: a compressor holds events back until it has
+        // enough to write.
+        .insert_header(("content-encoding", "identity"))
         .streaming(crate::stream::events(
             state.db.clone(),
             (*tenant.0).clone(),

@@ -568,5 +568,8 @@ pub async fn job_stream(
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
+        // Not compressed: a compressor holds events back until it has
+        // enough to write.
+        .insert_header(("content-encoding", "identity"))
         .streaming(events))
 }

@@ -377,6 +377,39 @@ async fn administrators_manage_the_tenant_in_the_console() {
             .contains("<code>sector</code>")
     );
     screenshot(&c, "custom-fields").await;
+
+    // Notifications arrive on the open page as they are made.
+    c.goto(&console(&app, "acme", "/notifications"))
+        .await
+        .expect("notifications");
+    assert_eq!(heading(&c, "Notifications").await, "Notifications");
+    let res = app
+        .on("acme", Method::GET, "/api/v1/auth/me")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("me");
+    let me: serde_json::Value = res.json().await.expect("json");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // (Assigning yourself notifies nobody: the agent assigns the admin.)
+    let res = app
+        .on("acme", Method::POST, "/api/v1/clients")
+        .bearer_auth(&agent)
+        .json(&json!({ "name": "Assigned Co", "assigned_manager_id": me["id"] }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let mut live = false;
+    for _ in 0..100 {
+        if c.find(Locator::Css("#notifications li.new")).await.is_ok() {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live, "{}", c.source().await.unwrap_or_default());
+    screenshot(&c, "notifications").await;
     let res = app
         .on("acme", Method::POST, "/api/v1/clients")
         .bearer_auth(&admin)

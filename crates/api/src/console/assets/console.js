@@ -17,3 +17,19 @@ document.addEventListener("click", function (event) {
   document.querySelectorAll('input[type=checkbox][name="' + button.getAttribute("data-check") + '"]')
     .forEach(function (box) { box.checked = to; });
 });
+
+// A list marked data-stream="url" shows notifications as they come, from
+// the server's live stream (server-sent events).
+document.addEventListener("DOMContentLoaded", function () {
+  var list = document.querySelector("[data-stream]");
+  if (!list || !window.EventSource) { return; }
+  var source = new EventSource(list.getAttribute("data-stream"));
+  source.addEventListener("notification", function (event) {
+    var note = JSON.parse(event.data);
+    var item = document.createElement("li");
+    item.className = "new";
+    item.textContent = "now — " + (note.type || "") + " " + (note.model || "") + " " +
+      String(note.record_id || "").slice(0, 8);
+    list.insertBefore(item, list.firstChild);
+  });
+});
