@@ -14,6 +14,7 @@
 pub mod distribution;
 pub mod error;
 pub mod field_sets;
+pub mod metrics;
 pub mod worker;
 
 pub use error::Error;

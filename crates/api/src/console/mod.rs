@@ -107,6 +107,7 @@ pub fn scope() -> actix_web::Scope<
         .route("/tenants", web::post().to(platform::create_tenant))
         .route("/templates", web::get().to(platform::templates))
         .route("/templates", web::post().to(platform::capture_template))
+        .route("/metrics", web::get().to(platform::metrics))
         .route("/events", web::get().to(platform::events))
         .route("/events", web::post().to(platform::set_events))
         .route("/field-sets", web::get().to(field_set_page))

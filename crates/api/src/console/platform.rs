@@ -75,6 +75,7 @@ fn layout(title: &str, here: &str, s: Option<&OperatorSession>, body: Markup) ->
         ("jobs", "/console/jobs", "Jobs"),
         ("templates", "/console/templates", "Templates"),
         ("events", "/console/events", "Events"),
+        ("metrics", "/console/metrics", "Metrics"),
     ];
     html! {
         (DOCTYPE)
@@ -897,6 +898,46 @@ pub async fn set_events(state: web::Data<AppState>, req: HttpRequest, form: Form
             Ok(()) => Ok(see_other("/console/events")),
             Err(e) => Err((s, e.into())),
         }
+    })
+    .await
+}
+
+/// Platform figures, as `GET /api/v1/platform/metrics` gives them, with
+/// the delivery queue's.
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    guarded(&state, &req, None, |s| async {
+        let (m, q) = match async {
+            Ok::<_, ApiError>((
+                platform::metrics::read(&state.db).await?,
+                tenancy::deliveries::platform(&state.db).await?,
+            ))
+        }
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => return Err((s, e)),
+        };
+        Ok(html_response(
+            StatusCode::OK,
+            layout("Metrics", "metrics", Some(&s), html! {
+                h1 { "Platform metrics" }
+                div.cards {
+                    div.card { strong { (m.tenants) } span.muted { "tenants" } }
+                    @for (status, n) in &m.tenants_by_status {
+                        div.card { strong { (n) } span.muted { (status) } }
+                    }
+                    div.card { strong { (m.jobs_running) } span.muted { "jobs running" } }
+                    div.card { strong { (m.job_items_pending) } span.muted { "job items waiting" } }
+                    div.card { strong { (m.jobs_last_day) } span.muted { "jobs in the last day" } }
+                    @if let Some(q) = &q {
+                        div.card { strong { (q.pending) } span.muted { "deliveries waiting" } }
+                        div.card { strong { (q.failed) } span.muted { "deliveries failed" } }
+                    }
+                    div.card { strong { (format!("{:.1}", m.database_bytes as f64 / 1_048_576.0)) } span.muted { "MiB of database" } }
+                    div.card { strong { (m.database_connections) } span.muted { "database connections" } }
+                }
+            }),
+        ))
     })
     .await
 }

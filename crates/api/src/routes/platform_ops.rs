@@ -28,6 +28,7 @@ pub fn config(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(job_stream)
         .service(cancel_job)
         .service(retry_job)
+        .service(metrics)
         .service(create_template)
         .service(list_templates)
         .service(show_template)
@@ -572,4 +573,16 @@ pub async fn job_stream(
         // enough to write.
         .insert_header(("content-encoding", "identity"))
         .streaming(events))
+}
+
+/// Platform figures: tenants by status, jobs at work, the database's size
+/// and connections (operators).
+#[utoipa::path(tag = "platform", responses((status = 200, body = platform::metrics::Metrics)),
+    security(("bearer" = [])))]
+#[get("/platform/metrics")]
+pub async fn metrics(
+    state: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(platform::metrics::read(&state.db).await?))
 }

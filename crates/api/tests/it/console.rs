@@ -834,5 +834,14 @@ async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
         .await
         .expect("click");
     assert_eq!(heading(&c, "Event deliveries").await, "Event deliveries");
+    c.goto(&platform_url("/metrics")).await.expect("metrics");
+    assert_eq!(heading(&c, "Platform metrics").await, "Platform metrics");
+    assert!(
+        c.source()
+            .await
+            .expect("source")
+            .contains("jobs in the last day")
+    );
+    screenshot(&c, "platform-metrics").await;
     c.close().await.expect("close");
 }

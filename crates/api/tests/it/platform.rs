@@ -342,6 +342,13 @@ async fn operators_distribute_a_field_set_that_the_servers_workers_apply() {
     assert_eq!(s, 200);
     let (s, _) = platform(&app, &admin, Method::GET, "/jobs", None).await;
     assert_eq!(s, 401);
+    let (s, m) = platform(&app, &ops, Method::GET, "/metrics", None).await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(
+        (m["tenants"].clone(), m["jobs_last_day"].clone()),
+        (json!(6), json!(1)),
+        "{m}"
+    );
     let (s, _) = platform(
         &app,
         &ops,
