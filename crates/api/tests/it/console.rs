@@ -506,6 +506,33 @@ async fn administrators_manage_the_tenant_in_the_console() {
         "a forged form changed the matrix"
     );
 
+    // On a phone-width screen no page is wider than the screen (wide
+    // tables scroll inside themselves).
+    c.set_window_size(390, 844).await.expect("phone width");
+    for path in [
+        "/",
+        "/users",
+        "/permissions",
+        "/sync-log",
+        "/audit",
+        "/webhooks",
+    ] {
+        c.goto(&console(&app, "acme", path)).await.expect("page");
+        let fits = c
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        assert_eq!(fits, json!(true), "{path} is wider than a phone");
+    }
+    c.goto(&console(&app, "acme", "/permissions"))
+        .await
+        .expect("page");
+    screenshot(&c, "phone-permissions").await;
+    c.set_window_size(1280, 900).await.expect("desktop width");
+
     // Each page's first load (the page, its stylesheet and script), as
     // transferred compressed.
     for path in [
@@ -843,5 +870,41 @@ async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
             .contains("jobs in the last day")
     );
     screenshot(&c, "platform-metrics").await;
+    let token = c
+        .get_named_cookie("strata_operator")
+        .await
+        .expect("operator cookie");
+    assert!(token.http_only().unwrap_or(false) && token.secure().unwrap_or(false));
+    for path in [
+        "/",
+        "/field-sets",
+        "/jobs",
+        "/templates",
+        "/events",
+        "/metrics",
+    ] {
+        let mut total = 0;
+        for (p, session) in [
+            (path, true),
+            ("/assets/console.css", false),
+            ("/assets/console.js", false),
+        ] {
+            let mut req = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/console{p}"))
+                .header(reqwest::header::HOST, "localhost")
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip");
+            if session {
+                req = req.header(
+                    reqwest::header::COOKIE,
+                    format!("strata_operator={}", token.value()),
+                );
+            }
+            let res = req.send().await.expect("get");
+            assert_eq!(res.status(), 200, "{p}");
+            total += res.bytes().await.expect("body").len();
+        }
+        println!("platform console page {path}: first load {total} bytes compressed");
+        assert!(total <= 150_000, "{path}: {total} bytes");
+    }
     c.close().await.expect("close");
 }
