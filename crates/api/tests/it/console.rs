@@ -125,6 +125,33 @@ async fn heading(c: &Client, expected: &str) -> String {
     seen
 }
 
+/// Prints and bounds the first load of each page of `paths` on `host`
+/// (the page with `cookie`, its stylesheet and script), as transferred
+/// compressed.
+async fn first_loads(port: &str, host: &str, label: &str, cookie: &str, paths: &[&str]) {
+    for path in paths {
+        let mut total = 0;
+        for (p, session) in [
+            (*path, true),
+            ("/assets/console.css", false),
+            ("/assets/console.js", false),
+        ] {
+            let mut req = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/console{p}"))
+                .header(reqwest::header::HOST, host)
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip");
+            if session {
+                req = req.header(reqwest::header::COOKIE, cookie);
+            }
+            let res = req.send().await.expect("get");
+            assert_eq!(res.status(), 200, "{p}");
+            total += res.bytes().await.expect("body").len();
+        }
+        println!("{label} page {path}: first load {total} bytes compressed");
+        assert!(total <= 150_000, "{path}: {total} bytes");
+    }
+}
+
 /// A sync pull of `model` by the bearer of `token`: the status.
 async fn pull(app: &TestApp, token: &str, model: &str) -> u16 {
     app.on("acme", Method::POST, "/api/v1/sync/pull")
@@ -139,6 +166,7 @@ async fn pull(app: &TestApp, token: &str, model: &str) -> u16 {
 
 #[tokio::test]
 async fn administrators_manage_the_tenant_in_the_console() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
     let db = TestDb::new(4).await;
     tenant_with_admin(&db, "acme", PASSWORD).await;
     let app = spawn_app(&db, 8).await;
@@ -535,37 +563,21 @@ async fn administrators_manage_the_tenant_in_the_console() {
 
     // Each page's first load (the page, its stylesheet and script), as
     // transferred compressed.
-    for path in [
-        "/",
-        "/users",
-        "/permissions",
-        "/audit",
-        "/sync-log",
-        "/webhooks",
-    ] {
-        let mut total = 0;
-        for (p, session) in [
-            (path, true),
-            ("/assets/console.css", false),
-            ("/assets/console.js", false),
-        ] {
-            let mut req = reqwest::Client::new()
-                .get(format!("http://127.0.0.1:{port}/console{p}"))
-                .header(reqwest::header::HOST, "acme.localhost")
-                .header(reqwest::header::ACCEPT_ENCODING, "gzip");
-            if session {
-                req = req.header(
-                    reqwest::header::COOKIE,
-                    format!("strata_console={}", cookie.value()),
-                );
-            }
-            let res = req.send().await.expect("get");
-            assert_eq!(res.status(), 200, "{p}");
-            total += res.bytes().await.expect("body").len();
-        }
-        println!("console page {path}: first load {total} bytes compressed");
-        assert!(total <= 150_000, "{path}: {total} bytes");
-    }
+    first_loads(
+        port,
+        "acme.localhost",
+        "console",
+        &format!("strata_console={}", cookie.value()),
+        &[
+            "/",
+            "/users",
+            "/permissions",
+            "/audit",
+            "/sync-log",
+            "/webhooks",
+        ],
+    )
+    .await;
 
     // Signing out ends the session: the console asks to sign in again, and
     // the old cookie is worthless.
@@ -611,6 +623,7 @@ async fn administrators_manage_the_tenant_in_the_console() {
 
 #[tokio::test]
 async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
     let db = TestDb::new(4).await;
     for i in 0..20 {
         db.create_tenant(&format!("org-{i:02}")).await;
@@ -875,36 +888,20 @@ async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
         .await
         .expect("operator cookie");
     assert!(token.http_only().unwrap_or(false) && token.secure().unwrap_or(false));
-    for path in [
-        "/",
-        "/field-sets",
-        "/jobs",
-        "/templates",
-        "/events",
-        "/metrics",
-    ] {
-        let mut total = 0;
-        for (p, session) in [
-            (path, true),
-            ("/assets/console.css", false),
-            ("/assets/console.js", false),
-        ] {
-            let mut req = reqwest::Client::new()
-                .get(format!("http://127.0.0.1:{port}/console{p}"))
-                .header(reqwest::header::HOST, "localhost")
-                .header(reqwest::header::ACCEPT_ENCODING, "gzip");
-            if session {
-                req = req.header(
-                    reqwest::header::COOKIE,
-                    format!("strata_operator={}", token.value()),
-                );
-            }
-            let res = req.send().await.expect("get");
-            assert_eq!(res.status(), 200, "{p}");
-            total += res.bytes().await.expect("body").len();
-        }
-        println!("platform console page {path}: first load {total} bytes compressed");
-        assert!(total <= 150_000, "{path}: {total} bytes");
-    }
+    first_loads(
+        port,
+        "localhost",
+        "platform console",
+        &format!("strata_operator={}", token.value()),
+        &[
+            "/",
+            "/field-sets",
+            "/jobs",
+            "/templates",
+            "/events",
+            "/metrics",
+        ],
+    )
+    .await;
     c.close().await.expect("close");
 }

@@ -442,3 +442,9 @@ pub async fn send(
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// Held by the tests that load the machine the most (the sync model's
+/// JavaScript clients, the console's Chromium) so they do not run at the
+/// same time: on two cores, together they starve each other's clients
+/// into timeouts the tests are not about.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

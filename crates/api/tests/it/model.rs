@@ -922,6 +922,7 @@ async fn run(seed: u64, steps: usize) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_converge_on_the_server_whatever_the_order_and_losses() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
     let seed = std::env::var("MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
