@@ -18,7 +18,7 @@ if ! psql "$STRATA_PG_SERVER/postgres" -Atqc "SELECT 1 FROM pg_database WHERE da
 fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 "$target_dir/debug/migrator" shared up
-if "$target_dir/debug/migrator" tenant list --json | grep -q '"slug": "demo"'; then
+if "$target_dir/debug/migrator" tenant list --json | grep '"slug": "demo"' >/dev/null; then
   "$target_dir/debug/migrator" migrate-tenant demo
 else
   "$target_dir/debug/migrator" tenant create demo --name "Demo Company" \

@@ -7,6 +7,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tenancy::migrate::TenantOutcome;
 
+/// Writes `text` and a newline to standard output. A reader that has
+/// gone (`migrator … | head`, `grep -q`) is not an error of ours: the
+/// rest is dropped instead of a panic.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 pub struct Output {
     pub json: bool,
 }
@@ -16,13 +25,13 @@ impl Output {
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => say(&s),
                 Err(e) => eprintln!("migrator: cannot encode output: {e}"),
             }
         } else {
             let text = text();
             if !text.is_empty() {
-                println!("{text}");
+                say(&text);
             }
         }
     }
@@ -66,7 +75,7 @@ impl Progress {
                 bar.inc(1);
             }
             (Some(bar), None) => bar.inc(1),
-            (None, Some(line)) if self.plain => println!("{line}"),
+            (None, Some(line)) if self.plain => say(&line),
             _ => {}
         }
     }
