@@ -199,7 +199,7 @@ pub(crate) fn checked(
     session: Session,
     form: &[(String, String)],
 ) -> Result<Session, (Session, ApiError)> {
-    if session::csrf_ok(&session, field(form, CSRF_FIELD)) {
+    if session::tokens_match(&session.csrf, field(form, CSRF_FIELD)) {
         Ok(session)
     } else {
         Err((
@@ -270,10 +270,7 @@ pub async fn sign_in(
     req: HttpRequest,
     form: Form,
 ) -> HttpResponse {
-    // The sign-in form is double-submitted: its token in a cookie of this
-    // origin and in the form.
-    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
-    if expected.is_none() || expected.as_deref() != field(&form, CSRF_FIELD) {
+    if !session::sign_in_token_ok(&req, field(&form, CSRF_FIELD)) {
         return error_page(
             &tenant,
             None,

@@ -8,11 +8,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use domain::custom::merge::Strategy;
-use hmac::{Hmac, Mac};
 use maud::{DOCTYPE, Markup, html};
 use platform::distribution::{self, Targets};
 use platform::field_sets;
-use sha2::Sha256;
 use tenancy::jobs;
 use uuid::Uuid;
 
@@ -45,27 +43,14 @@ pub struct OperatorSession {
     pub csrf: String,
 }
 
-fn csrf_for(state: &AppState, session: Uuid) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&state.console_key).expect("HMAC takes any key");
-    mac.update(b"operator-csrf");
-    mac.update(session.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 async fn current(state: &AppState, req: &HttpRequest) -> Option<OperatorSession> {
     let token = req.cookie(COOKIE)?;
     let claims = state.tokens.verify(token.value())?;
     let operator = Operator::of_claims(state, &claims).await.ok()?;
     Some(OperatorSession {
-        csrf: csrf_for(state, operator.session),
+        csrf: session::csrf_for(state, b"operator-csrf", operator.session),
         operator,
     })
-}
-
-fn csrf_ok(s: &OperatorSession, form: &[(String, String)]) -> bool {
-    let given = field(form, CSRF_FIELD).unwrap_or("");
-    let (a, b) = (s.csrf.as_bytes(), given.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn layout(title: &str, here: &str, s: Option<&OperatorSession>, body: Markup) -> Markup {
@@ -163,7 +148,7 @@ where
         return see_other("/console/sign-in");
     };
     if let Some(form) = form
-        && !csrf_ok(&s, form)
+        && !session::tokens_match(&s.csrf, field(form, CSRF_FIELD))
     {
         return error_page(
             Some(&s),
@@ -213,10 +198,7 @@ pub async fn sign_in(
     req: &HttpRequest,
     form: &[(String, String)],
 ) -> HttpResponse {
-    let expected = req
-        .cookie(session::SIGN_IN_COOKIE)
-        .map(|c| c.value().to_owned());
-    if expected.is_none() || expected.as_deref() != field(form, CSRF_FIELD) {
+    if !session::sign_in_token_ok(req, field(form, CSRF_FIELD)) {
         return error_page(
             None,
             &ApiError::Forbidden("the form is missing its security token; reload the page"),

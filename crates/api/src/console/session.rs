@@ -49,21 +49,28 @@ pub struct Session {
     pub csrf: String,
 }
 
-/// The CSRF token of session `family`: an HMAC of it, so it needs no
-/// storage and means nothing in another session.
-pub fn csrf_for(state: &AppState, family: Uuid) -> String {
+/// The CSRF token of session `id` of kind `purpose` (tenant users' and
+/// operators' sessions differ): an HMAC of it, so it needs no storage and
+/// means nothing in another session.
+pub fn csrf_for(state: &AppState, purpose: &[u8], id: Uuid) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(&state.console_key).expect("HMAC takes any key");
-    mac.update(b"console-csrf");
-    mac.update(family.as_bytes());
+    mac.update(purpose);
+    mac.update(id.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Whether `given` is the CSRF token of `session` (compared in constant
-/// time).
-pub fn csrf_ok(session: &Session, given: Option<&str>) -> bool {
+/// Whether `given` is `expected` (compared in constant time).
+pub fn tokens_match(expected: &str, given: Option<&str>) -> bool {
     let Some(given) = given else { return false };
-    let (a, b) = (session.csrf.as_bytes(), given.as_bytes());
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a sign-in form carries the token its cookie holds (the form is
+/// double-submitted: its token in a cookie of this origin and in the form).
+pub fn sign_in_token_ok(req: &HttpRequest, given: Option<&str>) -> bool {
+    req.cookie(SIGN_IN_COOKIE)
+        .is_some_and(|c| tokens_match(c.value(), given))
 }
 
 /// The session of the request's cookie, if it is live: its token
@@ -100,7 +107,7 @@ pub async fn current(
     }
     tenancy::writer::set_actor(tenancy::writer::Actor::User(user));
     Ok(Some(Session {
-        csrf: csrf_for(state, family),
+        csrf: csrf_for(state, b"console-csrf", family),
         user: AuthUser {
             id: user,
             family,
