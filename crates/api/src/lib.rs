@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod cache;
 pub mod client_ip;
 pub mod configuration;
 pub mod console;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod rules;
 pub mod schema;
 pub mod startup;
 pub mod state;

@@ -106,7 +106,14 @@ impl Application {
             Duration::from_millis(settings.jobs.idle_poll_ms.max(50)),
         );
         let standings = Arc::new(Standings::new(settings.auth.access_ttl_secs + 60));
-        let standing_task = standings.spawn_listener(settings.database.listen_url().to_owned());
+        let rules = Arc::new(crate::rules::Rules::default());
+        let standing_task = crate::cache::spawn_listener(
+            settings.database.listen_url().to_owned(),
+            vec![
+                Arc::clone(&standings) as Arc<dyn crate::cache::Invalidated>,
+                Arc::clone(&rules) as Arc<dyn crate::cache::Invalidated>,
+            ],
+        );
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
@@ -120,6 +127,7 @@ impl Application {
             .port();
         let state = web::Data::new(AppState {
             db,
+            prepared_statements: settings.database.prepared_statements,
             kv: Kv::new(redis, &settings.redis.prefix),
             resolver: Arc::clone(&resolver),
             tokens: TokenKeys::new(
@@ -128,6 +136,7 @@ impl Application {
                 settings.auth.refresh_ttl_secs,
             ),
             standings: Arc::clone(&standings),
+            rules,
             auth: settings.auth.clone(),
             limits: settings.limits.clone(),
             signup: settings.signup.clone(),

@@ -13,10 +13,14 @@ use crate::kv::Kv;
 /// The application state handlers reach through `web::Data`.
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// `database.prepared_statements`: reads may run outside transactions.
+    pub prepared_statements: bool,
     pub kv: Kv,
     pub resolver: Arc<Resolver>,
     pub tokens: TokenKeys,
     pub standings: Arc<Standings>,
+    /// Each tenant's custom field definitions and role permissions.
+    pub rules: Arc<crate::rules::Rules>,
     pub auth: AuthSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: crate::configuration::SignupSettings,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::access::Scope;
 use crate::check::{self, Mode, ServerFields};
 use crate::custom::Custom;
-use crate::record::{Kind, ListFilter, Spec};
+use crate::record::{Kind, ListFilter, Naming, Spec};
 use crate::render;
 use crate::store::stmt;
 
@@ -259,6 +259,7 @@ impl Page {
 pub async fn page(
     conn: &impl ConnectionTrait,
     spec: &Spec,
+    naming: Naming<'_>,
     scope: &Scope,
     caller: Uuid,
     query: Query,
@@ -280,12 +281,16 @@ pub async fn page(
     let mut q = Select::select();
     q.expr(Expr::cust(spec.columns().to_owned()))
         .expr(col(column).cast_as(Alias::new("text")))
-        .expr(col("id"))
-        .from_as(Alias::new(spec.table), Alias::new("t"))
-        .cond_where(scope.condition(spec, caller))
-        .order_by_with_nulls((Alias::new("t"), Alias::new(column)), dir.clone(), nulls)
-        .order_by((Alias::new("t"), Alias::new("id")), dir)
-        .limit(u64::from(limit) + 1);
+        .expr(col("id"));
+    match naming {
+        Naming::Path => q.from_as(Alias::new(spec.table), Alias::new("t")),
+        Naming::Schema(s) => q.from_as((Alias::new(s), Alias::new(spec.table)), Alias::new("t")),
+    }
+    .cond_where(scope.condition(spec, caller))
+    .cond_where(scope.condition(spec, caller))
+    .order_by_with_nulls((Alias::new("t"), Alias::new(column)), dir.clone(), nulls)
+    .order_by((Alias::new("t"), Alias::new("id")), dir)
+    .limit(u64::from(limit) + 1);
     for c in filters {
         q.and_where(c);
     }

@@ -331,6 +331,17 @@ impl Spec {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// Whether a read of this model can name its table by schema: its
+    /// SELECT list and filters reach no other table of the tenant.
+    pub fn reads_by_schema(&self) -> bool {
+        self.meta.computed.is_empty()
+            && !self
+                .meta
+                .filters
+                .iter()
+                .any(|f| matches!(f, ListFilter::HasRole))
+    }
+
     /// Whether records of this model carry custom fields.
     pub fn has_custom(&self) -> bool {
         self.fields.iter().any(|f| f.kind == Kind::Custom)
@@ -637,6 +648,29 @@ mod tests {
             for s in m.meta.sorts {
                 assert!(m.field(s).is_some(), "{}.{s}", m.name());
             }
+        }
+    }
+}
+
+/// How a statement names a model's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming<'a> {
+    /// Unqualified, found through the tenant transaction's `search_path`.
+    Path,
+    /// Qualified with the tenant's schema (its name, unquoted): the
+    /// statement runs on its own, outside a transaction, and its cached
+    /// plan is reused whatever tenant the connection served before (a
+    /// changed `search_path` makes PostgreSQL plan again). Only for models
+    /// whose [`Spec::reads_by_schema`] holds.
+    Schema(&'a str),
+}
+
+impl Naming<'_> {
+    /// `table` as this naming writes it in SQL text.
+    pub fn table(self, table: &str) -> String {
+        match self {
+            Naming::Path => table.to_owned(),
+            Naming::Schema(s) => format!("\"{}\".{table}", s.replace('"', "\"\"")),
         }
     }
 }

@@ -10,15 +10,17 @@ use uuid::Uuid;
 
 use crate::access::{Denied, Permissions};
 use crate::check::{self, Mode, Refusal, ServerFields};
-use crate::custom::Custom;
+use crate::custom::Definitions;
 use crate::list::{self, Page, QueryError};
-use crate::record::Spec;
+use crate::record::{Naming, Spec};
 use crate::store::{self, Returning, StoreError};
 
-/// Who is acting: a user of the tenant and what their roles allow.
+/// Who is acting: a user of the tenant, what their roles allow, and the
+/// tenant's custom field definitions their writes are checked against.
 pub struct Actor<'a> {
     pub user: Uuid,
     pub permissions: &'a Permissions,
+    pub custom: &'a Definitions,
 }
 
 /// Why an operation was refused.
@@ -52,28 +54,32 @@ impl From<QueryError> for ServiceError {
     }
 }
 
-/// A page of the records the actor may read.
+/// A page of the records the actor may read. `naming`: how the statement
+/// names the table (by schema only where [`Spec::reads_by_schema`]).
 pub async fn list(
     conn: &impl ConnectionTrait,
     spec: &Spec,
+    naming: Naming<'_>,
     actor: &Actor<'_>,
     params: &[(String, String)],
 ) -> Result<Page, ServiceError> {
+    debug_assert!(naming == Naming::Path || spec.reads_by_schema());
     let scope = actor.permissions.read(spec)?;
-    let custom = Custom::load(conn, spec).await?;
-    let query = list::parse(spec, &custom, params)?;
-    Ok(list::page(conn, spec, scope, actor.user, query).await?)
+    let query = list::parse(spec, actor.custom.of(spec), params)?;
+    Ok(list::page(conn, spec, naming, scope, actor.user, query).await?)
 }
 
 /// One record the actor may read, as JSON, with its version.
 pub async fn get(
     conn: &impl ConnectionTrait,
     spec: &Spec,
+    naming: Naming<'_>,
     actor: &Actor<'_>,
     id: Uuid,
 ) -> Result<(String, i64), ServiceError> {
+    debug_assert!(naming == Naming::Path || spec.reads_by_schema());
     let scope = actor.permissions.read(spec)?;
-    Ok(store::get(conn, spec, scope, actor.user, id).await?)
+    Ok(store::get(conn, spec, naming, scope, actor.user, id).await?)
 }
 
 /// Creates a record from `input` (its `id` minted unless given); returns
@@ -86,10 +92,9 @@ pub async fn create(
     input: &Map<String, Value>,
 ) -> Result<(String, i64), ServiceError> {
     let scope = actor.permissions.write(spec)?;
-    let custom = Custom::load(conn, spec).await?;
     let fields = check::input(
         spec,
-        &custom,
+        actor.custom.of(spec),
         input,
         Mode::Create,
         ServerFields::Refuse,
@@ -129,10 +134,9 @@ pub async fn update(
     input: &Map<String, Value>,
 ) -> Result<(String, i64), ServiceError> {
     let scope = actor.permissions.write(spec)?;
-    let custom = Custom::load(conn, spec).await?;
     let fields = check::input(
         spec,
-        &custom,
+        actor.custom.of(spec),
         input,
         Mode::Update,
         ServerFields::Refuse,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::access::Scope;
 use crate::check::Checked;
-use crate::record::Spec;
+use crate::record::{Naming, Spec};
 use crate::render;
 use crate::validation::FieldErrors;
 
@@ -281,6 +281,7 @@ pub async fn delete(
 pub async fn find(
     conn: &impl ConnectionTrait,
     spec: &Spec,
+    naming: Naming<'_>,
     scope: &Scope,
     caller: Uuid,
     id: Uuid,
@@ -291,7 +292,7 @@ pub async fn find(
     let sql = format!(
         "SELECT {cols}, coalesce({visible}, false), t.version FROM {table} t WHERE t.id = ${n}",
         cols = spec.columns(),
-        table = spec.table,
+        table = naming.table(spec.table),
         n = values.len()
     );
     let Some(row) = conn.query_one_raw(stmt(&sql, values)).await? else {
@@ -310,11 +311,12 @@ pub async fn find(
 pub async fn get(
     conn: &impl ConnectionTrait,
     spec: &Spec,
+    naming: Naming<'_>,
     scope: &Scope,
     caller: Uuid,
     id: Uuid,
 ) -> Result<(String, i64), StoreError> {
-    match find(conn, spec, scope, caller, id).await? {
+    match find(conn, spec, naming, scope, caller, id).await? {
         Some((json, true, version)) => Ok((json, version)),
         _ => Err(StoreError::NotFound(spec.meta.noun)),
     }
@@ -330,7 +332,7 @@ pub async fn explain_miss(
     id: Uuid,
     given: Option<i64>,
 ) -> StoreError {
-    match find(conn, spec, scope, caller, id).await {
+    match find(conn, spec, Naming::Path, scope, caller, id).await {
         Ok(None) | Ok(Some((_, false, _))) => StoreError::NotFound(spec.meta.noun),
         Ok(Some((_, true, current))) => match given {
             Some(given) if given != current => StoreError::Stale { given, current },

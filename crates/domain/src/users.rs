@@ -27,9 +27,16 @@ pub async fn roles_of(conn: &impl ConnectionTrait, user: Uuid) -> Result<Vec<Str
 
 /// The user as the API shows it (never the password hash), if it exists.
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<String>, DbErr> {
-    Ok(store::find(conn, &USERS, &Scope::All, id, id)
-        .await?
-        .map(|(json, _, _)| json))
+    Ok(store::find(
+        conn,
+        &USERS,
+        crate::record::Naming::Path,
+        &Scope::All,
+        id,
+        id,
+    )
+    .await?
+    .map(|(json, _, _)| json))
 }
 
 /// Makes `names` the roles of `user`: roles it no longer holds are removed

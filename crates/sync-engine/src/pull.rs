@@ -291,14 +291,14 @@ pub async fn pull(
 /// Most records one page returns.
 pub const MAX_PAGE: usize = 10_000;
 
-/// A pull for a caller holding `roles`; checks the page size, the device
+/// A pull for a caller with `perms`; checks the page size, the device
 /// id and the cursor's tenant.
 pub async fn for_caller(
     conn: &impl sea_orm::ConnectionTrait,
     key: &crate::CursorKey,
     tenant: Uuid,
     user: Uuid,
-    roles: &[String],
+    perms: &Permissions,
     models: &[&'static Model],
     page: Page<'_>,
 ) -> Result<Pulled, SyncError> {
@@ -322,9 +322,8 @@ pub async fn for_caller(
         });
     }
     let cursor = cursor.map(|c| key.decode(c, tenant)).transpose()?;
-    let perms = Permissions::load(conn, roles).await?;
     pull(
-        conn, tenant, user, &perms, models, cursor, limit, device, tombstones, flat,
+        conn, tenant, user, perms, models, cursor, limit, device, tombstones, flat,
     )
     .await
 }

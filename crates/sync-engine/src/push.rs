@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use domain::access::{Permissions, Scope};
 use domain::check::{self, Mode, ServerFields};
-use domain::custom::Custom;
+use domain::custom::Definitions;
 use domain::store::{self, Returning};
 
 use crate::error::SyncError;
@@ -327,6 +327,7 @@ pub async fn push(
     conn: &DatabaseTransaction,
     caller: Uuid,
     perms: &Permissions,
+    custom: &Definitions,
     client_id: Option<&str>,
     mutations: &[Mutation],
 ) -> Result<Pushed, SyncError> {
@@ -341,8 +342,6 @@ pub async fn push(
     // Validate and group consecutive mutations of one model and kind; a
     // record met twice in one run starts a new run.
     let mut runs: Vec<Run> = Vec::new();
-    // Each model's custom field definitions, loaded on first use.
-    let mut customs: HashMap<&'static str, Custom> = HashMap::new();
     for (i, m) in mutations.iter().enumerate() {
         index.insert(m.mutation_id, i);
         if m.mutation_id <= last {
@@ -362,15 +361,9 @@ pub async fn push(
                 } else {
                     Mode::Update
                 };
-                let custom = match customs.entry(md.name()) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(Custom::load(conn, md).await?)
-                    }
-                };
                 match check::input(
                     md,
-                    custom,
+                    custom.of(md),
                     &m.fields,
                     mode,
                     ServerFields::Ignore,
@@ -682,11 +675,12 @@ async fn settle(
     }
 }
 
-/// A push from client `client_id` for a caller holding `roles`.
+/// A push from client `client_id` for a caller with `perms`.
 pub async fn for_caller(
     conn: &DatabaseTransaction,
     user: Uuid,
-    roles: &[String],
+    perms: &Permissions,
+    custom: &Definitions,
     client_id: Option<&str>,
     mutations: &[Mutation],
 ) -> Result<Pushed, SyncError> {
@@ -698,8 +692,7 @@ pub async fn for_caller(
             message: "must be 1 to 200 characters without control characters".into(),
         });
     }
-    let perms = Permissions::load(conn, roles).await?;
-    push(conn, user, &perms, client_id, mutations).await
+    push(conn, user, perms, custom, client_id, mutations).await
 }
 
 /// The current version and record (as pulls show it) of each of `ids`

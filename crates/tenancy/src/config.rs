@@ -46,6 +46,10 @@ pub fn load<T: DeserializeOwned>() -> Result<T, ConfigError> {
     Ok(settings.try_deserialize()?)
 }
 
+fn statement_cache() -> usize {
+    1000
+}
+
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -63,6 +67,9 @@ pub struct DatabaseSettings {
     /// transaction-pooling PgBouncer older than 1.21.
     #[serde(default = "yes")]
     pub prepared_statements: bool,
+    /// Prepared statements each connection keeps.
+    #[serde(default = "statement_cache")]
+    pub statement_cache: usize,
     /// PostgreSQL itself, for `LISTEN` (which a transaction-pooling
     /// PgBouncer cannot carry); `url` when unset.
     #[serde(default)]

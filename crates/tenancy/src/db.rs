@@ -11,12 +11,15 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         settings.pool_size,
         settings.acquire_timeout(),
     );
-    if !settings.prepared_statements {
+    let capacity = if settings.prepared_statements {
+        settings.statement_cache
+    } else {
         // Behind a transaction-pooling PgBouncer older than 1.21: no
         // statement outlives its transaction (PgBouncer runs
         // `DEALLOCATE ALL` after each one, see deploy/pgbouncer.ini).
-        options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
-    }
+        0
+    };
+    options.map_sqlx_postgres_opts(move |o| o.statement_cache_capacity(capacity));
     Database::connect(options).await
 }
 

@@ -7,20 +7,17 @@
 //! `session_standing`), so a demotion, a disabled or deleted account, a new
 //! password or a sign-out is refused on every server within milliseconds.
 //! While the listener is not connected (startup, PostgreSQL restarting)
-//! nothing is cached and every request reads the database; after it
-//! reconnects the whole cache is dropped, since notifications may have been
-//! missed. Redis plays no part.
+//! nothing is cached and every request reads the database (see
+//! [`crate::cache`]). Redis plays no part.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
 use tenancy::{Tenant, TenantTx, stmt};
 use uuid::Uuid;
 
+use crate::cache::{Cache, Invalidated};
 use crate::error::ApiError;
 
 /// The channel the triggers notify on.
@@ -104,20 +101,11 @@ pub async fn of_operator(
     .await
 }
 
-struct Entry {
-    standing: Option<Arc<Standing>>,
-    loaded: Instant,
-}
-
 type Key = (Arc<str>, Uuid);
 
 /// Every server's cache of standings.
 pub struct Standings {
-    entries: RwLock<HashMap<Key, Entry>>,
-    listening: AtomicBool,
-    /// Bumped by every invalidation: a load that began before one is not
-    /// cached, so a change committed during the load is never hidden.
-    generation: AtomicU64,
+    cache: Cache<Key, Option<Arc<Standing>>>,
     window_secs: u64,
 }
 
@@ -125,9 +113,7 @@ impl Standings {
     /// `window_secs`: how long an access token can live, plus leeway.
     pub fn new(window_secs: u64) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
-            listening: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
+            cache: Cache::new(MAX_AGE, MAX_ENTRIES),
             window_secs,
         }
     }
@@ -140,10 +126,10 @@ impl Standings {
         user: Uuid,
     ) -> Result<Option<Arc<Standing>>, ApiError> {
         let key: Key = (Arc::from(tenant.schema().as_str()), user);
-        if let Some(found) = self.cached(&key) {
+        if let Some(found) = self.cache.get(&key) {
             return Ok(found);
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.cache.generation();
         let tx = TenantTx::begin(db, tenant).await?;
         let standing = of_user(tx.conn(), user, self.window_secs).await?;
         tx.commit().await?;
@@ -157,105 +143,48 @@ impl Standings {
         operator: Uuid,
     ) -> Result<Option<Arc<Standing>>, ApiError> {
         let key: Key = (Arc::from(OPERATORS), operator);
-        if let Some(found) = self.cached(&key) {
+        if let Some(found) = self.cache.get(&key) {
             return Ok(found);
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.cache.generation();
         let txn = db.begin().await?;
         let standing = of_operator(&txn, operator).await?;
         txn.commit().await?;
         Ok(self.keep(key, generation, standing))
     }
 
-    fn cached(&self, key: &Key) -> Option<Option<Arc<Standing>>> {
-        if !self.listening.load(Ordering::Acquire) {
-            return None;
-        }
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|e| e.loaded.elapsed() < MAX_AGE)
-            .map(|e| e.standing.clone())
-    }
-
     fn keep(&self, key: Key, generation: u64, standing: Option<Standing>) -> Option<Arc<Standing>> {
         let standing = standing.map(Arc::new);
-        if self.listening.load(Ordering::Acquire) {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-            // Checked under the lock that invalidations take.
-            if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-                entries.insert(
-                    key,
-                    Entry {
-                        standing: standing.clone(),
-                        loaded: Instant::now(),
-                    },
-                );
-            }
-        }
+        self.cache.keep(key, standing.clone(), generation);
         standing
-    }
-
-    /// Applies one notification: `<schema> <id>` or `<schema> *`.
-    fn invalidate(&self, payload: &str) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        match payload.split_once(' ') {
-            Some((schema, id)) => match Uuid::parse_str(id) {
-                Ok(id) => {
-                    entries.remove(&(Arc::from(schema), id));
-                }
-                Err(_) => entries.retain(|(s, _), _| &**s != schema),
-            },
-            None => entries.clear(),
-        }
-    }
-
-    fn forget_all(&self) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
     }
 
     /// True while notifications are being received (and standings cached).
     pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
+        self.cache.is_listening()
+    }
+}
+
+impl Invalidated for Standings {
+    fn channel(&self) -> &'static str {
+        CHANNEL
     }
 
-    /// Listens for standing changes on a connection of its own, reconnecting
-    /// with backoff; caches only while connected.
-    /// `url` is PostgreSQL's own address: LISTEN does not pass through a
-    /// transaction-pooling PgBouncer.
-    pub fn spawn_listener(self: &Arc<Self>, url: String) -> tokio::task::JoinHandle<()> {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match PgListener::connect(&url).await {
-                    Ok(mut listener) => match listener.listen(CHANNEL).await {
-                        Ok(()) => {
-                            this.forget_all();
-                            this.listening.store(true, Ordering::Release);
-                            tracing::debug!(channel = CHANNEL, "standing cache listening");
-                            backoff = Duration::from_millis(100);
-                            // try_recv: a lost connection ends the loop
-                            // instead of reconnecting silently.
-                            while let Ok(Some(note)) = listener.try_recv().await {
-                                this.invalidate(note.payload());
-                            }
-                        }
-                        Err(err) => tracing::warn!(error = %err, "LISTEN failed"),
-                    },
-                    Err(err) => tracing::warn!(error = %err, "standing listener cannot connect"),
-                }
-                this.listening.store(false, Ordering::Release);
-                this.forget_all();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        })
+    /// Applies one notification: `<schema> <id>` or `<schema> *`.
+    fn invalidate(&self, payload: &str) {
+        self.cache
+            .invalidate(|entries| match payload.split_once(' ') {
+                Some((schema, id)) => match Uuid::parse_str(id) {
+                    Ok(id) => {
+                        entries.remove(&(Arc::from(schema), id));
+                    }
+                    Err(_) => entries.retain(|(s, _), _| &**s != schema),
+                },
+                None => entries.clear(),
+            });
+    }
+
+    fn set_listening(&self, on: bool) {
+        self.cache.set_listening(on);
     }
 }

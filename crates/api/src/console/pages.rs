@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use domain::record::USERS;
+use domain::record::{Naming, USERS};
 use domain::roles::{Action, Area, allows};
 use domain::service;
 use maud::{DOCTYPE, Markup, html};
@@ -432,7 +432,7 @@ async fn users_page(
                 ("order".to_owned(), "email".to_owned()),
                 ("limit".to_owned(), "500".to_owned()),
             ];
-            let page = service::list(a.tx.conn(), &USERS, &a.actor(), &params).await?;
+            let page = service::list(a.tx.conn(), &USERS, Naming::Path, &a.actor(), &params).await?;
             let roles = settings::grants(a.tx.conn()).await?;
             a.commit().await?;
             let users: Vec<UserRow> = page
@@ -799,7 +799,7 @@ pub async fn user_page(
     guarded(&state, &tenant, &req, Area::Users, Action::Write, |s| async {
         let read = async {
             let a = Acting::begin(&state, &tenant, &s.user).await?;
-            let (json, _) = service::get(a.tx.conn(), &USERS, &a.actor(), *id).await?;
+            let (json, _) = service::get(a.tx.conn(), &USERS, Naming::Path, &a.actor(), *id).await?;
             let roles: BTreeSet<String> = settings::grants(a.tx.conn())
                 .await?
                 .into_iter()

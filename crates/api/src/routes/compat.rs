@@ -201,7 +201,7 @@ pub async fn push(
         });
     }
 
-    let pushed = crate::routes::sync::run_push(&tx, &user, None, &mutations).await?;
+    let pushed = crate::routes::sync::run_push(&state, &tx, &user, None, &mutations).await?;
     let mut processed: BTreeMap<String, LegacyCounts> = BTreeMap::new();
     let mut success = 0u64;
     for (o, name) in pushed.results.iter().zip(&names) {

@@ -205,7 +205,7 @@ pub async fn open_stream(
     resume: Option<(i64, crate::stream::Position)>,
 ) -> Result<HttpResponse, ApiError> {
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let perms = domain::access::Permissions::load(tx.conn(), &user.roles).await?;
+    let perms = state.rules.permissions(&tx, &user.roles).await?;
     let (note, change, seen) = match resume {
         Some((note, change)) => (note, change, None),
         None => {

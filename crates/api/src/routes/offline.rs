@@ -88,12 +88,14 @@ fn uuid_of(v: Option<&serde_json::Value>) -> Result<Uuid, ApiError> {
 /// Applies `mutations` with the caller's permissions (loaded once by the
 /// adapter, which also reads records with them).
 async fn apply(
+    state: &AppState,
     tx: &TenantTx,
     user: &AuthUser,
     perms: &Permissions,
     mutations: &[Mutation],
 ) -> Result<Pushed, ApiError> {
-    Ok(push::push(tx.conn(), user.id, perms, None, mutations).await?)
+    let custom = state.rules.custom(tx).await?;
+    Ok(push::push(tx.conn(), user.id, perms, &custom, None, mutations).await?)
 }
 
 fn counts(pushed: &Pushed) -> BTreeMap<String, u64> {
@@ -253,7 +255,7 @@ pub async fn watermelon_push(
     if let Some(device) = &body.device_id {
         push::name_device(tx.conn(), device).await?;
     }
-    let perms = Permissions::load(tx.conn(), &user.roles).await?;
+    let perms = state.rules.permissions(&tx, &user.roles).await?;
     // What the device had pulled: deletes of records changed after that
     // pull are conflicts, settled by each model's strategy.
     let pulled_below = match body
@@ -320,7 +322,7 @@ pub async fn watermelon_push(
             next(Op::Delete, id, bases.get(&id).copied(), Map::new());
         }
     }
-    let pushed = apply(&tx, &user, &perms, &mutations).await?;
+    let pushed = apply(&state, &tx, &user, &perms, &mutations).await?;
     let entry = Entry {
         user: user.id,
         client: Some("watermelondb"),
@@ -489,7 +491,7 @@ pub async fn rxdb_push(
         .iter()
         .map(|row| uuid_of(row.new_document_state.get("id")))
         .collect::<Result<Vec<_>, _>>()?;
-    let perms = Permissions::load(tx.conn(), &user.roles).await?;
+    let perms = state.rules.permissions(&tx, &user.roles).await?;
     let current = push::current_records(tx.conn(), md, &perms, user.id, &ids).await?;
     let mut mutations = Vec::with_capacity(body.len());
     for (row, id) in body.iter().zip(ids) {
@@ -530,7 +532,7 @@ pub async fn rxdb_push(
             },
         });
     }
-    let pushed = apply(&tx, &user, &perms, &mutations).await?;
+    let pushed = apply(&state, &tx, &user, &perms, &mutations).await?;
     // RxDB's protocol has one answer for a row the server did not take as
     // sent: the master state. A conflict or a merge answers the server's
     // document; a row

@@ -6,7 +6,11 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use domain::Spec;
+use domain::record::Naming;
+use std::sync::Arc;
+
 use domain::access::Permissions;
+use domain::custom::Definitions;
 use domain::service::{self, Actor};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -41,15 +45,21 @@ pub fn with_etag(mut res: HttpResponseBuilder, body: String, version: i64) -> Ht
     json(res, body)
 }
 
-/// What the caller's roles allow, read in the request's transaction.
-pub async fn permissions(tx: &TenantTx, user: &AuthUser) -> Result<Permissions, ApiError> {
-    Ok(Permissions::load(tx.conn(), &user.roles).await?)
+/// What the caller's roles allow in the request's tenant.
+pub async fn permissions(
+    state: &AppState,
+    tx: &TenantTx,
+    user: &AuthUser,
+) -> Result<Arc<Permissions>, ApiError> {
+    Ok(state.rules.permissions(tx, &user.roles).await?)
 }
 
-/// A request's tenant transaction and what its caller may do in it.
+/// A request's tenant transaction, what its caller may do in it and the
+/// tenant's custom fields.
 pub struct Acting {
     pub tx: TenantTx,
-    pub perms: Permissions,
+    pub perms: Arc<Permissions>,
+    pub custom: Arc<Definitions>,
     user: Uuid,
 }
 
@@ -60,10 +70,12 @@ impl Acting {
         user: &AuthUser,
     ) -> Result<Self, ApiError> {
         let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-        let perms = permissions(&tx, user).await?;
+        let perms = permissions(state, &tx, user).await?;
+        let custom = state.rules.custom(&tx).await?;
         Ok(Self {
             tx,
             perms,
+            custom,
             user: user.id,
         })
     }
@@ -72,11 +84,69 @@ impl Acting {
         Actor {
             user: self.user,
             permissions: &self.perms,
+            custom: &self.custom,
         }
     }
 
     pub async fn commit(self) -> Result<(), ApiError> {
         Ok(self.tx.commit().await?)
+    }
+}
+
+/// Whether a read of `spec` runs as one statement naming the tenant's
+/// schema, outside a transaction: its plan then survives from one tenant
+/// to the next on a pooled connection (see docs/architecture.md, "Many
+/// tenants"). Not behind a PgBouncer without prepared statements, where a
+/// statement's parts could reach different server connections.
+pub fn by_schema(state: &AppState, spec: &Spec) -> bool {
+    state.prepared_statements && spec.reads_by_schema()
+}
+
+/// A read outside a transaction: what its caller may do.
+struct Reading {
+    perms: Arc<Permissions>,
+    custom: Arc<Definitions>,
+    user: Uuid,
+}
+
+impl Reading {
+    async fn of(
+        state: &AppState,
+        tenant: &CurrentTenant,
+        user: &AuthUser,
+    ) -> Result<Self, ApiError> {
+        let (perms, custom) = state.rules.of(&state.db, &tenant.0, &user.roles).await?;
+        Ok(Self {
+            perms,
+            custom,
+            user: user.id,
+        })
+    }
+
+    fn actor(&self) -> Actor<'_> {
+        Actor {
+            user: self.user,
+            permissions: &self.perms,
+            custom: &self.custom,
+        }
+    }
+}
+
+/// The error of a statement naming `tenant`'s schema: a missing schema
+/// (the registry and the database disagree) is said as such.
+pub fn by_schema_error(tenant: &CurrentTenant, err: sea_orm::DbErr) -> ApiError {
+    match domain::store::sqlstate(&err).as_deref() {
+        Some("3F000") => tenancy::Error::SchemaMissing(tenant.0.schema().clone()).into(),
+        _ => err.into(),
+    }
+}
+
+fn schema_gone(tenant: &CurrentTenant, err: service::ServiceError) -> ApiError {
+    match err {
+        service::ServiceError::Store(domain::store::StoreError::Database(e)) => {
+            by_schema_error(tenant, e)
+        }
+        other => other.into(),
     }
 }
 
@@ -87,9 +157,18 @@ pub async fn list(
     spec: &Spec,
     params: &[(String, String)],
 ) -> Result<HttpResponse, ApiError> {
-    let a = Acting::begin(state, tenant, user).await?;
-    let page = service::list(a.tx.conn(), spec, &a.actor(), params).await?;
-    a.commit().await?;
+    let page = if by_schema(state, spec) {
+        let r = Reading::of(state, tenant, user).await?;
+        let naming = Naming::Schema(tenant.0.schema().as_str());
+        service::list(&state.db, spec, naming, &r.actor(), params)
+            .await
+            .map_err(|e| schema_gone(tenant, e))?
+    } else {
+        let a = Acting::begin(state, tenant, user).await?;
+        let page = service::list(a.tx.conn(), spec, Naming::Path, &a.actor(), params).await?;
+        a.commit().await?;
+        page
+    };
     Ok(json(HttpResponse::Ok(), page.to_json()))
 }
 
@@ -100,9 +179,18 @@ pub async fn show(
     spec: &Spec,
     id: Uuid,
 ) -> Result<HttpResponse, ApiError> {
-    let a = Acting::begin(state, tenant, user).await?;
-    let (found, version) = service::get(a.tx.conn(), spec, &a.actor(), id).await?;
-    a.commit().await?;
+    let (found, version) = if by_schema(state, spec) {
+        let r = Reading::of(state, tenant, user).await?;
+        let naming = Naming::Schema(tenant.0.schema().as_str());
+        service::get(&state.db, spec, naming, &r.actor(), id)
+            .await
+            .map_err(|e| schema_gone(tenant, e))?
+    } else {
+        let a = Acting::begin(state, tenant, user).await?;
+        let found = service::get(a.tx.conn(), spec, Naming::Path, &a.actor(), id).await?;
+        a.commit().await?;
+        found
+    };
     Ok(with_etag(HttpResponse::Ok(), found, version))
 }
 

@@ -106,12 +106,13 @@ pub async fn run_pull(
     models: &[&'static sync_engine::Model],
     page: Page<'_>,
 ) -> Result<Pulled, ApiError> {
+    let perms = state.rules.permissions(tx, &user.roles).await?;
     Ok(sync_engine::pull::for_caller(
         tx.conn(),
         &state.cursors,
         tenant,
         user.id,
-        &user.roles,
+        &perms,
         models,
         page,
     )
@@ -198,6 +199,7 @@ pub struct PushResponse {
 
 /// Runs a push for the caller inside `tx`; rolls nothing back itself.
 pub async fn run_push(
+    state: &AppState,
     tx: &TenantTx,
     user: &AuthUser,
     client_id: Option<&str>,
@@ -207,8 +209,10 @@ pub async fn run_push(
         // Records it creates are marked as its own (see the pull).
         sync_engine::push::name_device(tx.conn(), device).await?;
     }
+    let perms = state.rules.permissions(tx, &user.roles).await?;
+    let custom = state.rules.custom(tx).await?;
     Ok(
-        sync_engine::push::for_caller(tx.conn(), user.id, &user.roles, client_id, mutations)
+        sync_engine::push::for_caller(tx.conn(), user.id, &perms, &custom, client_id, mutations)
             .await?,
     )
 }
@@ -230,7 +234,7 @@ pub async fn push(
         entry.counts.entry(m.model.clone()).or_insert(0);
     }
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let pushed = match run_push(&tx, &user, Some(&b.client_id), &b.mutations).await {
+    let pushed = match run_push(&state, &tx, &user, Some(&b.client_id), &b.mutations).await {
         Ok(p) => p,
         Err(e) => {
             tx.rollback().await?;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
+use domain::record::Naming;
 use domain::roles::{Action, Area};
 use sea_orm::FromQueryResult;
 use serde::Serialize;
@@ -84,14 +85,24 @@ pub struct Stats {
     tables: BTreeMap<&'static str, i64>,
 }
 
-const COUNTS_SQL: &str = "SELECT current_schema()::text AS schema, \
-    (SELECT count(*) FROM users) AS users, \
-    (SELECT count(*) FROM roles) AS roles, \
-    (SELECT count(*) FROM branches) AS branches, \
-    (SELECT count(*) FROM clients) AS clients, \
-    (SELECT count(*) FROM contacts) AS contacts, \
-    (SELECT count(*) FROM tasks) AS tasks, \
-    (SELECT count(*) FROM notes) AS notes";
+/// The tables the stats count.
+const COUNTED: [&str; 7] = [
+    "users", "roles", "branches", "clients", "contacts", "tasks", "notes",
+];
+
+/// The count statement: through `search_path` (`None`), or naming the
+/// schema (whose name is then `$1`).
+fn counts_sql(naming: Naming<'_>) -> String {
+    let schema = match naming {
+        Naming::Path => "current_schema()::text",
+        Naming::Schema(_) => "$1::text",
+    };
+    let counts: Vec<String> = COUNTED
+        .iter()
+        .map(|t| format!("(SELECT count(*) FROM {}) AS {t}", naming.table(t)))
+        .collect();
+    format!("SELECT {schema} AS schema, {}", counts.join(", "))
+}
 
 /// Row counts per table of the tenant's schema (Administrators).
 #[utoipa::path(tag = "tenant",
@@ -118,15 +129,25 @@ pub async fn record_counts(
     state: &AppState,
     tenant: &CurrentTenant,
 ) -> Result<(String, BTreeMap<&'static str, i64>), ApiError> {
-    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    let counts = Counts::find_by_statement(sea_orm::Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        COUNTS_SQL,
-    ))
-    .one(tx.conn())
-    .await?
+    let counts = if state.prepared_statements {
+        // One statement naming the schema: see `records::by_schema`.
+        let schema = tenant.0.schema().as_str();
+        Counts::find_by_statement(tenancy::stmt(
+            &counts_sql(Naming::Schema(schema)),
+            [schema.into()],
+        ))
+        .one(&state.db)
+        .await
+        .map_err(|e| crate::routes::records::by_schema_error(tenant, e))?
+    } else {
+        let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+        let counts = Counts::find_by_statement(tenancy::stmt(&counts_sql(Naming::Path), []))
+            .one(tx.conn())
+            .await?;
+        tx.commit().await?;
+        counts
+    }
     .ok_or_else(|| ApiError::Internal("count query returned no row".into()))?;
-    tx.commit().await?;
     let tables = BTreeMap::from([
         ("users", counts.users),
         ("roles", counts.roles),

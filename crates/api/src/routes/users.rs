@@ -6,7 +6,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use domain::password::Password;
-use domain::record::USERS;
+use domain::record::{Naming, USERS};
 use domain::service;
 use domain::users as users_service;
 use sea_orm::FromQueryResult;
@@ -169,7 +169,7 @@ pub async fn create_user(
     if let Some(h) = password_hash {
         users_service::set_password_hash(tx.conn(), id, &h).await?;
     }
-    let found = service::get(tx.conn(), &USERS, &actor, id).await?;
+    let found = service::get(tx.conn(), &USERS, Naming::Path, &actor, id).await?;
     a.commit().await?;
     Ok(found)
 }
@@ -221,7 +221,7 @@ pub async fn update_user(
         service::update(tx.conn(), &USERS, &actor, id, version, &body).await?;
     if let Some(h) = password_hash {
         users_service::set_password_hash(tx.conn(), id, &h).await?;
-        (updated, version) = service::get(tx.conn(), &USERS, &actor, id).await?;
+        (updated, version) = service::get(tx.conn(), &USERS, Naming::Path, &actor, id).await?;
     }
     a.commit().await?;
     Ok((updated, version))
@@ -273,9 +273,9 @@ pub async fn replace_roles(
     let a = Acting::begin(state, tenant, user).await?;
     a.perms.write(&USERS)?;
     let (tx, actor) = (&a.tx, a.actor());
-    service::get(tx.conn(), &USERS, &actor, id).await?;
+    service::get(tx.conn(), &USERS, Naming::Path, &actor, id).await?;
     users_service::set_roles(tx.conn(), id, names).await?;
-    let found = service::get(tx.conn(), &USERS, &actor, id).await?;
+    let found = service::get(tx.conn(), &USERS, Naming::Path, &actor, id).await?;
     a.commit().await?;
     Ok(found)
 }
@@ -298,7 +298,7 @@ pub async fn roles(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
-    permissions(&tx, &user).await?.read(&USERS)?;
+    permissions(&state, &tx, &user).await?.read(&USERS)?;
     let roles = RoleOut::find_by_statement(tenancy::stmt(
         "SELECT id, name, description, is_system FROM roles ORDER BY name",
         [],

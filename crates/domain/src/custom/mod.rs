@@ -11,6 +11,8 @@
 pub mod merge;
 pub mod sets;
 
+use std::collections::HashMap;
+
 use sea_orm::{ConnectionTrait, DbErr};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -230,6 +232,49 @@ pub struct Custom {
     definitions: Vec<Definition>,
 }
 
+/// The custom field definitions of every model of one tenant, read in
+/// one statement. Servers keep them per tenant (they change rarely and are
+/// needed by every list and write); see `api::rules`.
+#[derive(Debug, Clone, Default)]
+pub struct Definitions {
+    models: HashMap<String, Custom>,
+}
+
+/// The definitions of a model without any.
+static NONE: Custom = Custom {
+    definitions: Vec::new(),
+};
+
+impl Definitions {
+    /// Every field set of the caller's tenant.
+    pub async fn load(conn: &impl ConnectionTrait) -> Result<Self, DbErr> {
+        let rows = conn
+            .query_all_raw(stmt(
+                "SELECT model, fields FROM field_sets ORDER BY model, name",
+                [],
+            ))
+            .await?;
+        let mut models: HashMap<String, Custom> = HashMap::new();
+        for r in rows {
+            let model: String = r.try_get_by_index(0)?;
+            let fields: Value = r.try_get_by_index(1)?;
+            let defs: Vec<Definition> = serde_json::from_value(fields)
+                .map_err(|e| DbErr::Custom(format!("field_sets.fields: {e}")))?;
+            models.entry(model).or_default().definitions.extend(defs);
+        }
+        Ok(Self { models })
+    }
+
+    /// The definitions of `spec`'s custom fields (none for models without
+    /// custom fields).
+    pub fn of(&self, spec: &Spec) -> &Custom {
+        if !spec.has_custom() {
+            return &NONE;
+        }
+        self.models.get(spec.table).unwrap_or(&NONE)
+    }
+}
+
 /// Why a `custom` object was refused: (field, message) per problem, and
 /// whether it was malformed (not an object, an unknown key).
 #[derive(Debug)]
@@ -246,27 +291,6 @@ impl Custom {
 
     pub fn new(definitions: Vec<Definition>) -> Self {
         Self { definitions }
-    }
-
-    /// The definitions of `spec`'s custom fields in the caller's tenant.
-    pub async fn load(conn: &impl ConnectionTrait, spec: &Spec) -> Result<Self, DbErr> {
-        if !spec.has_custom() {
-            return Ok(Self::none());
-        }
-        let rows = conn
-            .query_all_raw(stmt(
-                "SELECT fields FROM field_sets WHERE model = $1 ORDER BY name",
-                [spec.table.into()],
-            ))
-            .await?;
-        let mut definitions = Vec::new();
-        for r in rows {
-            let fields: Value = r.try_get_by_index(0)?;
-            let defs: Vec<Definition> = serde_json::from_value(fields)
-                .map_err(|e| DbErr::Custom(format!("field_sets.fields: {e}")))?;
-            definitions.extend(defs);
-        }
-        Ok(Self { definitions })
     }
 
     pub fn definitions(&self) -> &[Definition] {
