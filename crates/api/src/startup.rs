@@ -55,6 +55,7 @@ pub struct Application {
     stream_task: tokio::task::JoinHandle<()>,
     standing_task: tokio::task::JoinHandle<()>,
     signup_purge_task: tokio::task::JoinHandle<()>,
+    spare_task: Option<tokio::task::JoinHandle<()>>,
     stop_jobs: tokio::sync::watch::Sender<bool>,
     job_tasks: Vec<tokio::task::JoinHandle<()>>,
     resolver: Arc<Resolver>,
@@ -65,6 +66,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let addr = settings.listen_addr()?;
         let db = tenancy::db::connect(&settings.database).await?;
+        let reads = tenancy::db::ReadPools::connect(&settings.database).await?;
         let redis = redis::Client::open(settings.redis.url.as_str())?;
         let events = TenantEvents::new(redis.clone(), &settings.redis.prefix);
         let registry = Registry::new(db.clone(), events);
@@ -85,6 +87,13 @@ impl Application {
             resolver.registry().clone(),
             Duration::from_secs(settings.sync.purge_interval_secs),
         );
+        let spare_task = (settings.tenancy.spare_schemas > 0).then(|| {
+            spawn_spare_keeper(
+                resolver.registry().clone(),
+                settings.tenancy.spare_schemas,
+                Duration::from_secs(2),
+            )
+        });
         let allowed_targets =
             crate::webhooks::allowed(&settings.events).map_err(StartupError::Targets)?;
         let (wakeups, stream_task) =
@@ -128,6 +137,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             prepared_statements: settings.database.prepared_statements,
+            reads,
             kv: Kv::new(redis, &settings.redis.prefix),
             resolver: Arc::clone(&resolver),
             tokens: TokenKeys::new(
@@ -232,6 +242,7 @@ impl Application {
             stream_task,
             standing_task,
             signup_purge_task,
+            spare_task,
             stop_jobs,
             job_tasks,
             resolver,
@@ -263,6 +274,9 @@ impl Application {
         self.stream_task.abort();
         self.standing_task.abort();
         self.signup_purge_task.abort();
+        if let Some(t) = &self.spare_task {
+            t.abort();
+        }
         // Workers finish the item in hand (its transaction commits or
         // rolls back whole either way).
         let _ = self.stop_jobs.send(true);
@@ -275,6 +289,27 @@ impl Application {
 
 /// Removes, every `interval`, tenants whose sign-up was not verified in
 /// time (each server does; the work is idempotent).
+/// Keeps `target` spare schemas ready (see `tenancy::spares`), looking
+/// every `interval`.
+fn spawn_spare_keeper(
+    registry: tenancy::Registry,
+    target: u32,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let migrations = tenancy::migrate::tenant_migrations();
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            match registry.fill_spares(target as usize, &migrations).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(made = n, "spare schemas made"),
+                Err(err) => tracing::warn!(error = %err, "making spare schemas failed"),
+            }
+        }
+    })
+}
+
 fn spawn_signup_purge(
     registry: tenancy::Registry,
     interval: Duration,

@@ -15,6 +15,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// `database.prepared_statements`: reads may run outside transactions.
     pub prepared_statements: bool,
+    /// Where reads that name a tenant's schema run.
+    pub reads: tenancy::db::ReadPools,
     pub kv: Kv,
     pub resolver: Arc<Resolver>,
     pub tokens: TokenKeys,

@@ -133,6 +133,17 @@ pub enum TenantsCommand {
         #[arg(long = "tenant", value_name = "SLUG")]
         tenants: Vec<String>,
     },
+    /// Spare schemas, migrated ahead of time so that creating a tenant
+    /// renames one instead of migrating a new schema: make them until
+    /// `--keep` are ready, or drop them all.
+    Spares {
+        /// How many to have ready.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+        keep: u32,
+        /// Drop every spare schema instead.
+        #[arg(long, conflicts_with = "keep")]
+        drop: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

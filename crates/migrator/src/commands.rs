@@ -119,6 +119,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let ctx = context(&cli, u32::from(*concurrency) + 1).await?;
             tenants_up(&ctx, selection, usize::from(*concurrency)).await
         }
+        Command::Tenants(TenantsCommand::Spares { keep, drop }) => {
+            let ctx = context(&cli, 1).await?;
+            let registry = &ctx.registry;
+            let changed = if *drop {
+                registry.drop_spares().await?
+            } else {
+                registry
+                    .fill_spares(*keep as usize, &tenancy::migrate::tenant_migrations())
+                    .await?
+            };
+            let ready = registry.spare_count().await?;
+            let verb = if *drop { "dropped" } else { "made" };
+            ctx.out.emit(&json!({ verb: changed, "ready": ready }), || {
+                format!("{verb} {changed} spare schemas; {ready} ready")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tenants(TenantsCommand::Status { tenants }) => {
             tenants_status(&context(&cli, 2).await?, tenants).await
         }

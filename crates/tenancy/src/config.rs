@@ -46,6 +46,14 @@ pub fn load<T: DeserializeOwned>() -> Result<T, ConfigError> {
     Ok(settings.try_deserialize()?)
 }
 
+fn read_plan_cache_mode() -> String {
+    "force_generic_plan".into()
+}
+
+fn read_pools() -> u32 {
+    4
+}
+
 fn statement_cache() -> usize {
     1000
 }
@@ -70,6 +78,16 @@ pub struct DatabaseSettings {
     /// Prepared statements each connection keeps.
     #[serde(default = "statement_cache")]
     pub statement_cache: usize,
+    /// Pools for reads that name a tenant's schema; each tenant tends to
+    /// one of them (see [`crate::db::ReadPools`]).
+    #[serde(default = "read_pools")]
+    pub read_pools: u32,
+    /// Connections in each read pool.
+    #[serde(default = "read_pools")]
+    pub read_pool_size: u32,
+    /// `plan_cache_mode` of the read pools' connections.
+    #[serde(default = "read_plan_cache_mode")]
+    pub read_plan_cache_mode: String,
     /// PostgreSQL itself, for `LISTEN` (which a transaction-pooling
     /// PgBouncer cannot carry); `url` when unset.
     #[serde(default)]
@@ -98,6 +116,23 @@ impl DatabaseSettings {
         }
         if !(1..=1000).contains(&self.pool_size) {
             return Err(invalid("database.pool_size", "must be between 1 and 1000"));
+        }
+        if !(1..=64).contains(&self.read_pools) {
+            return Err(invalid("database.read_pools", "must be between 1 and 64"));
+        }
+        if !(1..=1000).contains(&self.read_pool_size) {
+            return Err(invalid(
+                "database.read_pool_size",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !["auto", "force_generic_plan", "force_custom_plan"]
+            .contains(&self.read_plan_cache_mode.as_str())
+        {
+            return Err(invalid(
+                "database.read_plan_cache_mode",
+                "must be auto, force_generic_plan or force_custom_plan",
+            ));
         }
         if self.acquire_timeout_ms == 0 {
             return Err(invalid("database.acquire_timeout_ms", "must be above 0"));
@@ -141,6 +176,9 @@ pub struct TenancySettings {
     pub base_domain: String,
     pub allow_tenant_header: bool,
     pub cache_ttl_secs: u64,
+    /// Spare schemas each server keeps ready (see [`crate::spares`]).
+    #[serde(default)]
+    pub spare_schemas: u32,
 }
 
 impl TenancySettings {

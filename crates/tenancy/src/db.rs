@@ -3,6 +3,7 @@
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 use crate::config::DatabaseSettings;
+use crate::registry::Tenant;
 
 /// Opens the connection pool described by `settings`.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
@@ -21,6 +22,60 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     };
     options.map_sqlx_postgres_opts(move |o| o.statement_cache_capacity(capacity));
     Database::connect(options).await
+}
+
+/// Pools for reads that name a tenant's schema: each tenant tends to one
+/// of them, so each connection prepares the statements and loads the
+/// catalog entries of a fraction of the tenants (a pooled connection keeps
+/// both for every tenant it has served). Their connections plan generic
+/// plans from a statement's first execution: a plan is made once per
+/// tenant and connection, not five times.
+pub struct ReadPools {
+    pools: Vec<DatabaseConnection>,
+}
+
+impl ReadPools {
+    /// Opens `settings.read_pools` pools (connections are made on demand).
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbErr> {
+        let mut pools = Vec::with_capacity(settings.read_pools as usize);
+        for _ in 0..settings.read_pools {
+            let mut options = options(
+                &settings.url,
+                settings.read_pool_size,
+                settings.acquire_timeout(),
+            );
+            let capacity = settings.statement_cache;
+            let mode = settings.read_plan_cache_mode.clone();
+            options.map_sqlx_postgres_opts(move |o| {
+                o.statement_cache_capacity(capacity)
+                    .options([("plan_cache_mode", mode.as_str())])
+            });
+            pools.push(Database::connect(options).await?);
+        }
+        Ok(Self { pools })
+    }
+
+    /// The pool for `tenant`: its own, unless that one has no idle
+    /// connection left while another has.
+    pub fn for_tenant(&self, tenant: &Tenant) -> &DatabaseConnection {
+        let own = (tenant.id().as_u128() % self.pools.len() as u128) as usize;
+        let idle = |db: &DatabaseConnection| {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.num_idle(),
+                pool.size() < pool.options().get_max_connections(),
+            )
+        };
+        match idle(&self.pools[own]) {
+            (0, false) => self
+                .pools
+                .iter()
+                .max_by_key(|db| idle(db).0)
+                .filter(|db| idle(db).0 > 0)
+                .unwrap_or(&self.pools[own]),
+            _ => &self.pools[own],
+        }
+    }
 }
 
 /// Opens a pool of at most `pool_size` connections to `url`.

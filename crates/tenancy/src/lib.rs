@@ -20,6 +20,7 @@ pub mod registry;
 pub mod resolver;
 pub mod scope;
 pub mod slug;
+pub mod spares;
 pub mod sql;
 pub mod templates;
 pub mod writer;

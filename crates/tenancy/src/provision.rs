@@ -269,13 +269,26 @@ pub(crate) async fn provision(
         Err(e) if is_duplicate(&e) => return Err(Error::TenantExists(new.slug.clone())),
         Err(e) => return Err(e.into()),
     };
-    match txn
-        .execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_duplicate(&e) => return Err(Error::OrphanSchema(schema)),
-        Err(e) => return Err(e.into()),
+    let orphan = txn
+        .query_one_raw(stmt(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+            [schema.as_str().into()],
+        ))
+        .await?
+        .is_some();
+    if orphan {
+        return Err(Error::OrphanSchema(schema));
+    }
+    // A spare schema if one is ready (see `spares`), else a new one.
+    if !crate::spares::take(txn, &schema, migrations).await? {
+        match txn
+            .execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate(&e) => return Err(Error::OrphanSchema(schema)),
+            Err(e) => return Err(e.into()),
+        }
     }
     apply_pending(txn, &schema, migrations).await?;
     if let Some(template) = &new.template {

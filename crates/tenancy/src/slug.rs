@@ -119,6 +119,22 @@ impl SchemaName {
         &self.0
     }
 
+    /// A new spare schema's name: `spare_` and 32 hex digits (tenant
+    /// schemas start with `t_`, so the two never meet).
+    pub(crate) fn new_spare() -> Self {
+        Self(format!("spare_{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// `name` if it is a spare schema's name.
+    pub(crate) fn spare(name: &str) -> Option<Self> {
+        let hex = name.strip_prefix("spare_")?;
+        (hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| Self(name.to_owned()))
+    }
+
     /// The name as a quoted SQL identifier. Schema names only hold
     /// `[a-z0-9_]`, so quoting cannot be escaped; it also keeps the name from
     /// ever being read as a keyword.

@@ -160,9 +160,15 @@ pub async fn list(
     let page = if by_schema(state, spec) {
         let r = Reading::of(state, tenant, user).await?;
         let naming = Naming::Schema(tenant.0.schema().as_str());
-        service::list(&state.db, spec, naming, &r.actor(), params)
-            .await
-            .map_err(|e| schema_gone(tenant, e))?
+        service::list(
+            state.reads.for_tenant(&tenant.0),
+            spec,
+            naming,
+            &r.actor(),
+            params,
+        )
+        .await
+        .map_err(|e| schema_gone(tenant, e))?
     } else {
         let a = Acting::begin(state, tenant, user).await?;
         let page = service::list(a.tx.conn(), spec, Naming::Path, &a.actor(), params).await?;
@@ -182,9 +188,15 @@ pub async fn show(
     let (found, version) = if by_schema(state, spec) {
         let r = Reading::of(state, tenant, user).await?;
         let naming = Naming::Schema(tenant.0.schema().as_str());
-        service::get(&state.db, spec, naming, &r.actor(), id)
-            .await
-            .map_err(|e| schema_gone(tenant, e))?
+        service::get(
+            state.reads.for_tenant(&tenant.0),
+            spec,
+            naming,
+            &r.actor(),
+            id,
+        )
+        .await
+        .map_err(|e| schema_gone(tenant, e))?
     } else {
         let a = Acting::begin(state, tenant, user).await?;
         let found = service::get(a.tx.conn(), spec, Naming::Path, &a.actor(), id).await?;

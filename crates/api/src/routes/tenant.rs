@@ -136,7 +136,7 @@ pub async fn record_counts(
             &counts_sql(Naming::Schema(schema)),
             [schema.into()],
         ))
-        .one(&state.db)
+        .one(state.reads.for_tenant(&tenant.0))
         .await
         .map_err(|e| crate::routes::records::by_schema_error(tenant, e))?
     } else {

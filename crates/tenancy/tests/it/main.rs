@@ -2,4 +2,5 @@
 
 mod provisioning;
 mod scope;
+mod spares;
 mod status;
