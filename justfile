@@ -22,15 +22,20 @@ migrate:
     cargo run --locked --bin migrator -- shared up
     cargo run --locked --bin migrator -- tenants up --all
 
-# Tenancy benchmark: provisioning, migrator over 1,000 tenants, requests/s.
-bench-tenancy:
+# Tenancy benchmark: provisioning, migrator, catalog size and requests/s
+# spread over 1 to 1,000 tenants.
+bench-tenancy tenants="1000":
     #!/usr/bin/env bash
     set -euo pipefail
     source scripts/services.sh
     export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
     cargo build --locked --release --bin migrator
     export MIGRATOR_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/migrator"
-    cargo bench --locked -p api --bench tenancy
+    BENCH_TENANTS={{tenants}} cargo bench --locked -p api --bench tenancy
+
+# The tenancy benchmark at 10,000 tenants (about half an hour, some 10 GB).
+bench-tenancy-10k:
+    just bench-tenancy 10000
 
 # CRM API benchmark: list/get/create requests/s, p99 and server memory.
 bench-crud:

@@ -131,4 +131,5 @@ async fn main() {
     }
     let (rss, peak) = server.memory();
     println!("server RSS {rss:.0} MiB (peak {peak:.0} MiB)");
+    common::print_pgbench_reference(&db.url, 5);
 }

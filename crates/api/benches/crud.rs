@@ -180,6 +180,31 @@ async fn main() {
     println!("get, {tenants} tenants:         {s}");
     let s = load(&address, 16, secs, create(targets.clone())).await;
     println!("create, {tenants} tenants:      {s}");
+    // The same routes under wrk, an external load generator.
+    let host = &one[0].host;
+    let token = &one[0].token;
+    let id = one[0].ids[0];
+    for (what, path) in [
+        ("list 50", "/api/v1/clients?limit=50".to_owned()),
+        ("get", format!("/api/v1/clients/{id}")),
+    ] {
+        match common::wrk(&address, host, token, &path, secs) {
+            Some(s) => println!("wrk -t2 -c16, {what}, one tenant: {s}"),
+            None => println!("wrk not installed: no external figure for {what}"),
+        }
+    }
     let (rss, peak) = server.memory();
     println!("server under load: {rss:.1} MiB resident, peak {peak:.1} MiB");
+    drop(server);
+
+    // The references: the list statement (as the server sends it, its
+    // page built as JSON) and a primary-key read, by PostgreSQL alone.
+    common::print_statement_reference(
+        &db.url,
+        "a 50-row page of clients as JSON",
+        "SELECT json_agg(t) FROM (SELECT * FROM t_crud_0000.clients \
+         ORDER BY created_at, id LIMIT 51) t",
+        secs,
+    );
+    common::print_pgbench_reference(&db.url, secs);
 }

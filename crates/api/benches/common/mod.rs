@@ -202,3 +202,89 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `pgbench` against `url` with `args` for `secs` seconds, 16 clients
+/// on 2 threads: its TPS, or `None` when pgbench is missing or failed.
+pub fn pgbench(url: &str, args: &[&str], secs: u64) -> Option<f64> {
+    let out = std::process::Command::new("pgbench")
+        .args(args)
+        .args(["-n", "-c", "16", "-j", "2", "-T", &secs.to_string(), url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps ="))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Prints `pgbench -S` (select-only, 16 clients) on a scratch scale-10
+/// dataset in the database of `url`: the machine's reference for the
+/// request rates beside it.
+pub fn print_pgbench_reference(url: &str, secs: u64) {
+    let init = std::process::Command::new("pgbench")
+        .args(["-i", "-s", "10", "-q", url])
+        .output();
+    let tps = match init {
+        Ok(out) if out.status.success() => pgbench(url, &["-S"], secs),
+        _ => None,
+    };
+    match tps {
+        Some(tps) => println!("reference, pgbench -S -c 16 -j 2 on the same server: {tps:.0} TPS"),
+        None => println!("pgbench not available: no reference measured"),
+    }
+}
+
+/// pgbench running `sql` alone (prepared, 16 clients): PostgreSQL's own
+/// rate for a statement a route runs, without the server around it.
+pub fn print_statement_reference(url: &str, what: &str, sql: &str, secs: u64) {
+    let file = std::env::temp_dir().join(format!("strata-bench-{}.sql", uuid::Uuid::new_v4()));
+    let tps = std::fs::write(&file, format!("{sql};\n"))
+        .ok()
+        .and_then(|()| {
+            pgbench(
+                url,
+                &["-M", "prepared", "-f", &file.to_string_lossy()],
+                secs,
+            )
+        });
+    let _ = std::fs::remove_file(&file);
+    match tps {
+        Some(tps) => println!(
+            "reference, {what} alone in PostgreSQL (pgbench, 16 clients): {tps:.0} statements/s"
+        ),
+        None => println!("pgbench not available: no reference for {what}"),
+    }
+}
+
+/// `wrk -t2 -c16` (an external load generator, so the figure is not the
+/// in-process client's) on `path` of `host` as the bearer of `token`:
+/// "N req/s, p50 X, p99 Y", or `None` when wrk is not installed.
+pub fn wrk(address: &str, host: &str, token: &str, path: &str, secs: u64) -> Option<String> {
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", "--latency", "-d", &format!("{secs}s")])
+        .args(["-H", &format!("Host: {host}")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{address}{path}"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+        .map(|l| format!(" ({})", l.trim()))
+        .unwrap_or_default();
+    Some(format!(
+        "{} req/s, p50 {}, p99 {}{errors}",
+        field("Requests/sec:")?,
+        field("50%")?,
+        field("99%")?
+    ))
+}
