@@ -55,7 +55,7 @@ fn read_pools() -> u32 {
 }
 
 fn statement_cache() -> usize {
-    1000
+    500
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
