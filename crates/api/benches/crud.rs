@@ -152,6 +152,7 @@ async fn main() {
     }
     tx.commit().await.expect("commit");
 
+    common::settle(&db).await;
     let server = Server::start(&bin, &db, 16).await;
     let address = server.address.clone();
     let (rss, _) = server.memory();

@@ -156,6 +156,7 @@ async fn main() {
         );
     }
     let count = db.registry().list().await.expect("list").len();
+    common::settle(&db).await;
 
     // 2. The catalog.
     let relations = scalar(&db, "SELECT count(*) FROM pg_class").await;
