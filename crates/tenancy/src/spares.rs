@@ -78,7 +78,7 @@ impl Registry {
         let mut dropped = 0;
         loop {
             let txn = self.db().begin().await?;
-            let Some(spare) = lock_one(&txn).await? else {
+            let Some(spare) = lock_one(&txn, None).await? else {
                 txn.rollback().await?;
                 return Ok(dropped);
             };
@@ -95,9 +95,13 @@ struct Count {
     n: i64,
 }
 
-/// Locks a spare for the rest of `txn` (one no other transaction holds and
-/// that still exists); `None` if there is none.
-async fn lock_one(txn: &DatabaseTransaction) -> Result<Option<SchemaName>, Error> {
+/// Locks a spare for the rest of `txn`: one no other transaction holds,
+/// that still exists and, given `migrations`, has none outside them (a
+/// newer Strata's spare is not this one's to take). `None` if there is none.
+async fn lock_one(
+    txn: &DatabaseTransaction,
+    migrations: Option<&[Box<dyn MigrationTrait>]>,
+) -> Result<Option<SchemaName>, Error> {
     for spare in names(txn, TRIES).await? {
         let locked = txn
             .query_one_raw(stmt(
@@ -119,15 +123,31 @@ async fn lock_one(txn: &DatabaseTransaction) -> Result<Option<SchemaName>, Error
             ))
             .await?
             .is_some();
-        if exists {
-            return Ok(Some(spare));
+        if !exists {
+            continue;
         }
+        if let Some(set) = migrations {
+            let applied = txn
+                .query_all_raw(stmt(
+                    &format!("SELECT version FROM {}.tenant_migrations", spare.quoted()),
+                    [],
+                ))
+                .await?;
+            let known = applied.iter().all(|r| {
+                r.try_get_by_index::<String>(0)
+                    .is_ok_and(|v| set.iter().any(|m| m.name() == v))
+            });
+            if !known {
+                continue;
+            }
+        }
+        return Ok(Some(spare));
     }
     Ok(None)
 }
 
 /// Turns a spare into `schema` inside `txn`, if one is ready whose
-/// migrations are all in `migrations`: renamed, its functions'
+/// migrations are all in `migrations` (see [`lock_one`]): renamed, its functions'
 /// `search_path` moved with it. True if one was taken; the caller then
 /// applies the migrations it lacks.
 pub(crate) async fn take(
@@ -135,23 +155,9 @@ pub(crate) async fn take(
     schema: &SchemaName,
     migrations: &[Box<dyn MigrationTrait>],
 ) -> Result<bool, Error> {
-    let Some(spare) = lock_one(txn).await? else {
+    let Some(spare) = lock_one(txn, Some(migrations)).await? else {
         return Ok(false);
     };
-    let applied = txn
-        .query_all_raw(stmt(
-            &format!("SELECT version FROM {}.tenant_migrations", spare.quoted()),
-            [],
-        ))
-        .await?;
-    let known = applied.iter().all(|r| {
-        r.try_get_by_index::<String>(0)
-            .is_ok_and(|v| migrations.iter().any(|m| m.name() == v))
-    });
-    if !known {
-        // Made by a newer version of Strata: not this one's to take.
-        return Ok(false);
-    }
     // The functions were made with `SET search_path FROM CURRENT` inside
     // the spare; made again from the tenant's schema, as on the spot.
     txn.execute_unprepared(&format!(

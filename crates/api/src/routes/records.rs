@@ -132,19 +132,39 @@ impl Reading {
     }
 }
 
-/// The error of a statement naming `tenant`'s schema: a missing schema
-/// (the registry and the database disagree) is said as such.
-pub fn by_schema_error(tenant: &CurrentTenant, err: sea_orm::DbErr) -> ApiError {
-    match domain::store::sqlstate(&err).as_deref() {
-        Some("3F000") => tenancy::Error::SchemaMissing(tenant.0.schema().clone()).into(),
-        _ => err.into(),
+/// The error of a statement naming `tenant`'s schema. A schema missing
+/// behind the registry's back shows as "relation does not exist" (42P01),
+/// like a missing table; it is said as a missing schema when it is one.
+pub async fn by_schema_error(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    err: sea_orm::DbErr,
+) -> ApiError {
+    if domain::store::sqlstate(&err).as_deref() == Some("42P01") {
+        let schema = tenant.0.schema();
+        let found = tenancy::sql::rows(
+            &state.db,
+            tenancy::stmt(
+                "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+                [schema.as_str().into()],
+            ),
+        )
+        .await;
+        if found.is_ok_and(|rows| rows.is_empty()) {
+            return tenancy::Error::SchemaMissing(schema.clone()).into();
+        }
     }
+    err.into()
 }
 
-fn schema_gone(tenant: &CurrentTenant, err: service::ServiceError) -> ApiError {
+async fn schema_gone(
+    state: &AppState,
+    tenant: &CurrentTenant,
+    err: service::ServiceError,
+) -> ApiError {
     match err {
         service::ServiceError::Store(domain::store::StoreError::Database(e)) => {
-            by_schema_error(tenant, e)
+            by_schema_error(state, tenant, e).await
         }
         other => other.into(),
     }
@@ -160,15 +180,18 @@ pub async fn list(
     let page = if by_schema(state, spec) {
         let r = Reading::of(state, tenant, user).await?;
         let naming = Naming::Schema(tenant.0.schema().as_str());
-        service::list(
+        let read = service::list(
             state.reads.for_tenant(&tenant.0),
             spec,
             naming,
             &r.actor(),
             params,
         )
-        .await
-        .map_err(|e| schema_gone(tenant, e))?
+        .await;
+        match read {
+            Ok(read) => read,
+            Err(e) => return Err(schema_gone(state, tenant, e).await),
+        }
     } else {
         let a = Acting::begin(state, tenant, user).await?;
         let page = service::list(a.tx.conn(), spec, Naming::Path, &a.actor(), params).await?;
@@ -188,15 +211,18 @@ pub async fn show(
     let (found, version) = if by_schema(state, spec) {
         let r = Reading::of(state, tenant, user).await?;
         let naming = Naming::Schema(tenant.0.schema().as_str());
-        service::get(
+        let read = service::get(
             state.reads.for_tenant(&tenant.0),
             spec,
             naming,
             &r.actor(),
             id,
         )
-        .await
-        .map_err(|e| schema_gone(tenant, e))?
+        .await;
+        match read {
+            Ok(read) => read,
+            Err(e) => return Err(schema_gone(state, tenant, e).await),
+        }
     } else {
         let a = Acting::begin(state, tenant, user).await?;
         let found = service::get(a.tx.conn(), spec, Naming::Path, &a.actor(), id).await?;

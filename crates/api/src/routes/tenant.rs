@@ -132,13 +132,16 @@ pub async fn record_counts(
     let counts = if state.prepared_statements {
         // One statement naming the schema: see `records::by_schema`.
         let schema = tenant.0.schema().as_str();
-        Counts::find_by_statement(tenancy::stmt(
+        match Counts::find_by_statement(tenancy::stmt(
             &counts_sql(Naming::Schema(schema)),
             [schema.into()],
         ))
         .one(state.reads.for_tenant(&tenant.0))
         .await
-        .map_err(|e| crate::routes::records::by_schema_error(tenant, e))?
+        {
+            Ok(counts) => counts,
+            Err(e) => return Err(crate::routes::records::by_schema_error(state, tenant, e).await),
+        }
     } else {
         let tx = TenantTx::begin(&state.db, &tenant.0).await?;
         let counts = Counts::find_by_statement(tenancy::stmt(&counts_sql(Naming::Path), []))

@@ -168,3 +168,42 @@ async fn behind_a_transaction_pooling_pgbouncer_nothing_leaks_or_fails() {
         "errors, wrong answers of {REQUESTS}"
     );
 }
+
+/// Reads name the tenant's schema: a schema dropped behind the registry's
+/// back is an error for lists, records and stats, never another schema's
+/// rows.
+#[tokio::test]
+async fn a_schema_dropped_behind_the_registry_is_an_error_for_reads() {
+    let db = TestDb::new(2).await;
+    let tenant = crate::helpers::tenant_with_admin(&db, "acme", "correct horse battery").await;
+    let app = spawn_app(&db, 2).await;
+    let token = admin_token(&db, &tenant).await;
+    let get = |path: &'static str| {
+        let req = app
+            .on("acme", reqwest::Method::GET, path)
+            .bearer_auth(&token);
+        async move {
+            let res = req.send().await.expect("request");
+            (res.status().as_u16(), res.text().await.unwrap_or_default())
+        }
+    };
+    for path in ["/api/v1/clients", "/api/v1/tenant/stats"] {
+        assert_eq!(get(path).await.0, 200, "{path}");
+    }
+    db.db
+        .execute_unprepared("DROP SCHEMA t_acme CASCADE")
+        .await
+        .expect("drop");
+    for path in [
+        "/api/v1/clients",
+        "/api/v1/tenant/stats",
+        "/api/v1/clients/01a20d22-7f98-7625-a9b9-3ff6dff3a50e",
+    ] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, 500, "{path}: {body}");
+        assert!(
+            !body.contains("t_acme"),
+            "{path}: says nothing internal: {body}"
+        );
+    }
+}
