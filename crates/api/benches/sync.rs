@@ -1,6 +1,8 @@
 //! Sync benchmark: push of 100,000 records (creates, then updates of the
-//! same records) and pull of 100,000 records, in records per second, beside
-//! PostgreSQL's own COPY of the same rows in the same run; then webhook
+//! same records) and pull of 100,000 records, in records per second, from
+//! one device and from `BENCH_DEVICES` (default 4) devices at once, beside
+//! PostgreSQL's own COPY of the same rows and the push statement run
+//! straight on the database, in the same run; then webhook
 //! deliveries of `BENCH_EVENTS` (default 20,000) events to a receiver in
 //! this process, while the changes are pushed (with the lag) and as a
 //! backlog released by resume.
@@ -93,6 +95,7 @@ struct Pusher<'a> {
     base: &'a str,
     host: &'a str,
     token: &'a str,
+    client_id: &'a str,
     batch: usize,
 }
 
@@ -122,7 +125,7 @@ impl Pusher<'_> {
                 .post(format!("{}/api/v1/sync/push", self.base))
                 .header(reqwest::header::HOST, self.host)
                 .bearer_auth(self.token)
-                .json(&json!({ "client_id": "bench", "mutations": mutations }))
+                .json(&json!({ "client_id": self.client_id, "mutations": mutations }))
                 .send()
                 .await
                 .expect("push");
@@ -136,10 +139,81 @@ impl Pusher<'_> {
     }
 }
 
+/// `pushers[i]` pushes `sets[i]`, all at once; records per second overall.
+async fn push_at_once(
+    pushers: &[Pusher<'_>],
+    sets: &[Vec<Uuid>],
+    base_version: Option<i64>,
+) -> f64 {
+    let started = Instant::now();
+    let runs = pushers.iter().zip(sets).map(|(p, ids)| async move {
+        let mut mutation = i64::from(base_version.is_some()) * 1_000_000;
+        p.push(ids, base_version, &mut mutation).await
+    });
+    futures::future::join_all(runs).await;
+    sets.iter().map(Vec::len).sum::<usize>() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A full initial sync of `clients` in pages of 10,000; the records pulled.
+async fn pull_all(http: &reqwest::Client, base: &str, host: &str, token: &str) -> usize {
+    let mut cursor: Option<String> = None;
+    let mut pulled = 0usize;
+    loop {
+        let res = http
+            .post(format!("{base}/api/v1/sync/pull"))
+            .header(reqwest::header::HOST, host)
+            .bearer_auth(token)
+            .json(&json!({ "cursor": cursor, "models": ["clients"], "limit": 10_000 }))
+            .send()
+            .await
+            .expect("pull");
+        // Counted, not parsed into values: the client's own cost stays small.
+        let body: PullPage =
+            serde_json::from_slice(&res.bytes().await.expect("body")).expect("json");
+        pulled += body.changes.clients.created.len();
+        cursor = Some(body.cursor);
+        if !body.has_more {
+            return pulled;
+        }
+    }
+}
+
+/// The push's own insert, with the table's triggers, run straight on the
+/// database in batches of `batch` (one transaction each): what one stream
+/// of pushes costs PostgreSQL alone, without HTTP or the server.
+async fn database_floor(db: &TestDb, tenant: &tenancy::Tenant, n: usize, batch: usize) -> f64 {
+    use domain::store::{self, Returning};
+    let spec = domain::record::model("clients").expect("clients");
+    let rows: Vec<Value> = (0..n)
+        .map(|i| {
+            let Value::Object(fields) = record(i) else {
+                unreachable!("a record is an object")
+            };
+            store::row(Uuid::new_v4(), None, &fields)
+        })
+        .collect();
+    let cols = ["name", "status", "email", "city", "country", "department"];
+    let started = Instant::now();
+    for chunk in rows.chunks(batch) {
+        let tx = TenantTx::begin(&db.db, tenant).await.expect("tx");
+        tx.conn()
+            .execute_unprepared("SELECT set_config('strata.device', 'floor', true)")
+            .await
+            .expect("device");
+        let written = store::insert(tx.conn(), spec, chunk, &cols, Returning::Ids)
+            .await
+            .expect("insert");
+        assert_eq!(written.len(), chunk.len());
+        tx.commit().await.expect("commit");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = env_or("BENCH_RECORDS", 100_000);
     let batch: usize = env_or("BENCH_BATCH", 5_000);
+    let devices: usize = env_or("BENCH_DEVICES", 4);
     let Ok(bin) = std::env::var("SERVER_BIN") else {
         eprintln!("SERVER_BIN is not set: run `just bench-sync`");
         return;
@@ -161,6 +235,9 @@ async fn main() {
             .expect("journal off");
     }
     tx.commit().await.expect("commit");
+    // Several devices of one tenant pushing and pulling at once.
+    let (_, many_token) = tenant(&db, &keys, "many").await;
+    let (floor, _) = tenant(&db, &keys, "floor").await;
 
     let server = Server::start_with(
         &bin,
@@ -188,6 +265,7 @@ async fn main() {
         base: &base,
         host: "bench.localhost",
         token: &token,
+        client_id: "bench",
         batch,
     };
     let off = Pusher {
@@ -210,31 +288,46 @@ async fn main() {
          ({:+.0} %)",
         (updates / quiet_updates - 1.0) * 100.0
     );
+    let names: Vec<String> = (0..devices).map(|d| format!("device-{d}")).collect();
+    let pushers: Vec<Pusher> = names
+        .iter()
+        .map(|name| Pusher {
+            host: "many.localhost",
+            token: &many_token,
+            client_id: name,
+            ..bench
+        })
+        .collect();
+    let sets: Vec<Vec<Uuid>> = (0..devices)
+        .map(|_| (0..n / devices).map(|_| Uuid::new_v4()).collect())
+        .collect();
+    let creates = push_at_once(&pushers, &sets, None).await;
+    let updates = push_at_once(&pushers, &sets, Some(1)).await;
+    println!(
+        "push from {devices} devices at once: creates {creates:.0} records/s, \
+         updates {updates:.0} records/s"
+    );
+    let floor = database_floor(&db, &floor, n, batch).await;
+    println!(
+        "reference, the push's insert (with its triggers) straight on the database, one \
+         stream: {floor:.0} records/s"
+    );
 
     // Pull: a full initial sync, in pages of 10,000.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let mut cursor: Option<String> = None;
-    let mut pulled = 0usize;
-    loop {
-        let res = post(
-            "/api/v1/sync/pull",
-            json!({ "cursor": cursor, "models": ["clients"], "limit": 10_000 }),
-        )
-        .await
-        .expect("pull");
-        // Counted, not parsed into values: the client's own cost stays small.
-        let body: PullPage =
-            serde_json::from_slice(&res.bytes().await.expect("body")).expect("json");
-        pulled += body.changes.clients.created.len();
-        cursor = Some(body.cursor);
-        if !body.has_more {
-            break;
-        }
-    }
+    let pulled = pull_all(&http, &base, "bench.localhost", &token).await;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "pull, initial sync: {:.0} records/s ({pulled} in {secs:.2} s)",
+        pulled as f64 / secs
+    );
+    let started = Instant::now();
+    let pulls = (0..devices).map(|_| pull_all(&http, &base, "bench.localhost", &token));
+    let pulled: usize = futures::future::join_all(pulls).await.into_iter().sum();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "pull, initial sync of {devices} devices at once: {:.0} records/s ({pulled} in {secs:.2} s)",
         pulled as f64 / secs
     );
 

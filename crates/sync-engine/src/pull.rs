@@ -53,14 +53,22 @@ pub struct Pulled {
     pub has_more: bool,
 }
 
+/// One change of a page.
 #[derive(FromQueryResult)]
-struct PageRow {
-    created: String,
-    updated: String,
-    deleted: String,
-    fetched: i64,
-    last_txid: Option<String>,
-    last_id: Option<Uuid>,
+struct ChangeRow {
+    record_id: Uuid,
+    txid: String,
+    is_new: bool,
+    is_own: bool,
+    /// The record as JSON; `None` when it is deleted, or not the caller's
+    /// to see.
+    data: Option<String>,
+}
+
+/// A record as PostgreSQL wrote it, kept as text.
+fn raw(data: String) -> Result<Box<RawValue>, SyncError> {
+    RawValue::from_string(data)
+        .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))
 }
 
 fn parse_xid(text: &str) -> Result<u64, SyncError> {
@@ -154,6 +162,15 @@ pub async fn pull(
         None => (0, horizon(conn).await?, None),
     };
     let initial = lo == 0;
+    // Pages are read in index order. Just after a large write the
+    // statistics still see the new transaction ids as rare, and the
+    // planner would rather sort every change of the model (hundreds of ms
+    // for a tenant's first pull after an import) than walk the index.
+    conn.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT set_config('enable_sort', 'off', true)",
+    ))
+    .await?;
     // Tombstones are left out of a first pull unless asked for.
     let skip_tombstones = initial && !tombstones;
 
@@ -190,44 +207,27 @@ pub async fn pull(
         }
         values.push(((room + 1) as i64).into());
         let lim = values.len();
-        values.push(initial.into());
-        let init = values.len();
         values.push(device.map(str::to_owned).into());
         let dev = values.len();
-        values.push(skip_tombstones.into());
-        let skip = values.len();
         if skip_tombstones {
             // A first pull brings no tombstones, except of records the
             // pulling device created itself (it pushed before it pulled).
             conditions.push(format!("(NOT c.deleted OR c.created_by_device = ${dev})"));
         }
-        // One row per page: the page's records as JSON arrays built by
-        // PostgreSQL, and where it stopped.
+        // One row per change, in delivery order, each record as JSON text
+        // built by PostgreSQL and passed through unparsed. The record is
+        // read per change by key (a join may plan a scan of the whole
+        // table), and only for the changes the page delivers.
         let sql = format!(
-            "WITH page AS ( \
-                 SELECT c.record_id, c.txid, c.deleted, \
-                        c.created_txid >= $1::text::xid8 AND ( \
-                          ${dev}::text IS NULL OR c.created_by_device IS DISTINCT FROM ${dev}) AS is_new, \
-                        coalesce(c.created_by_device = ${dev}, false) AS is_own \
-                 FROM sync_changes c \
-                 WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}), \
-             numbered AS ( \
-                 SELECT p.record_id, p.txid, p.is_new, p.is_own, \
-                        row_number() OVER (ORDER BY p.txid, p.record_id) AS rn, \
-                        CASE WHEN NOT p.deleted AND t.id IS NOT NULL AND {visible} \
-                             THEN {json} END AS data \
-                 FROM page p LEFT JOIN {table} t ON t.id = p.record_id) \
-             SELECT \
-                 coalesce(json_agg(data ORDER BY rn) FILTER ( \
-                     WHERE rn < ${lim} AND data IS NOT NULL AND (is_new OR ${init})), '[]')::text AS created, \
-                 coalesce(json_agg(data ORDER BY rn) FILTER ( \
-                     WHERE rn < ${lim} AND data IS NOT NULL AND NOT (is_new OR ${init})), '[]')::text AS updated, \
-                 coalesce(json_agg(record_id ORDER BY rn) FILTER ( \
-                     WHERE rn < ${lim} AND data IS NULL AND (NOT ${skip} OR is_own)), '[]')::text AS deleted, \
-                 count(*) AS fetched, \
-                 (array_agg(txid::text ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_txid, \
-                 (array_agg(record_id ORDER BY rn DESC) FILTER (WHERE rn < ${lim}))[1] AS last_id \
-             FROM numbered",
+            "SELECT c.record_id, c.txid::text AS txid, \
+                    c.created_txid >= $1::text::xid8 AND ( \
+                      ${dev}::text IS NULL OR c.created_by_device IS DISTINCT FROM ${dev}) AS is_new, \
+                    coalesce(c.created_by_device = ${dev}, false) AS is_own, \
+                    CASE WHEN NOT c.deleted THEN \
+                      (SELECT {json}::text FROM {table} t WHERE t.id = c.record_id AND {visible}) \
+                    END AS data \
+             FROM sync_changes c \
+             WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}",
             json = if flat {
                 model.json_flat_sql()
             } else {
@@ -236,25 +236,28 @@ pub async fn pull(
             table = model.table,
             conds = conditions.join(" AND "),
         );
-        let page = PageRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            &sql,
-            values,
-        ))
-        .one(conn)
-        .await?
-        .ok_or_else(|| SyncError::Database(sea_orm::DbErr::Custom("empty page".into())))?;
-        let parse = |text: &str| {
-            serde_json::from_str::<Vec<Box<RawValue>>>(text)
-                .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))
-        };
-        entry.created = parse(&page.created)?;
-        entry.updated = parse(&page.updated)?;
-        entry.deleted = serde_json::from_str(&page.deleted)
-            .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
-        let fetched = page.fetched as usize;
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                &sql,
+                values,
+            ))
+            .await?;
+        let fetched = rows.len();
+        let mut last: Option<(String, Uuid)> = None;
+        // Each row is dropped once its record is taken: a page is held once.
+        for row in rows.into_iter().take(room) {
+            let change = ChangeRow::from_query_result(&row, "")?;
+            match change.data {
+                Some(data) if change.is_new || initial => entry.created.push(raw(data)?),
+                Some(data) => entry.updated.push(raw(data)?),
+                None if !skip_tombstones || change.is_own => entry.deleted.push(change.record_id),
+                None => {}
+            }
+            last = Some((change.txid, change.record_id));
+        }
         let more_here = fetched > room;
-        if let (Some(txid), Some(id)) = (page.last_txid, page.last_id) {
+        if let Some((txid, id)) = last {
             after = Some((i, parse_xid(&txid)?, id));
         }
         room -= fetched.min(room);
