@@ -51,11 +51,15 @@ fn read_plan_cache_mode() -> String {
 }
 
 fn read_pools() -> u32 {
-    4
+    2
+}
+
+fn read_pool_size() -> u32 {
+    3
 }
 
 fn statement_cache() -> usize {
-    500
+    4000
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -83,7 +87,7 @@ pub struct DatabaseSettings {
     #[serde(default = "read_pools")]
     pub read_pools: u32,
     /// Connections in each read pool.
-    #[serde(default = "read_pools")]
+    #[serde(default = "read_pool_size")]
     pub read_pool_size: u32,
     /// `plan_cache_mode` of the read pools' connections.
     #[serde(default = "read_plan_cache_mode")]

@@ -896,6 +896,9 @@ async fn operators_distribute_to_twenty_tenants_through_the_wizard() {
         .click()
         .await
         .expect("click");
+    // The events page is already showing: wait for the answer to the
+    // form, or it may land after the next navigation and replace it.
+    assert!(until_source(&c, "Pause deliveries").await);
     assert_eq!(heading(&c, "Event deliveries").await, "Event deliveries");
     c.goto(&platform_url("/metrics")).await.expect("metrics");
     assert_eq!(heading(&c, "Platform metrics").await, "Platform metrics");
