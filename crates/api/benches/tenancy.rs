@@ -23,6 +23,7 @@ use common::{Req, env_or, load, quantile};
 use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tenancy::migrate::{rollback_tenant, tenant_migrations};
+use tenancy::spares::SpareNames;
 use tenancy::testing::TestDb;
 use tenancy::{NewTenant, Slug};
 
@@ -131,7 +132,7 @@ fn migrator_up(bin: &str, db: &TestDb, concurrency: u32) -> (f64, serde_json::Va
 
 #[tokio::main]
 async fn main() {
-    let tenants: usize = env_or::<usize>("BENCH_TENANTS", 1000).max(3 * SAMPLE);
+    let tenants: usize = env_or::<usize>("BENCH_TENANTS", 1000).max(4 * SAMPLE);
     let secs: u64 = env_or("BENCH_SECONDS", 10);
     let db = TestDb::new(16).await;
     let set = tenant_migrations();
@@ -146,13 +147,20 @@ async fn main() {
         made = upto;
         let (p50, p95) = sample(&db, &format!("spot-{at}")).await;
         db.registry()
-            .fill_spares(SAMPLE, &set)
+            .fill_spares(SAMPLE, &set, SpareNames::Slug)
             .await
             .expect("spares");
         let (s50, s95) = sample(&db, &format!("spare-{at}")).await;
-        made += 2 * SAMPLE;
+        db.registry()
+            .fill_spares(SAMPLE, &set, SpareNames::Own)
+            .await
+            .expect("spares");
+        let (o50, o95) = sample(&db, &format!("own-{at}")).await;
+        made += 3 * SAMPLE;
         println!(
-            "provisioning at the {name} tenant (#{at}): migrated on the spot p50 {p50:.1} ms, p95 {p95:.1} ms; from a spare schema p50 {s50:.1} ms, p95 {s95:.1} ms"
+            "provisioning at the {name} tenant (#{at}): migrated on the spot p50 {p50:.1} ms, p95 {p95:.1} ms; \
+             from a spare renamed after the slug p50 {s50:.1} ms, p95 {s95:.1} ms; \
+             from a spare keeping its name p50 {o50:.1} ms, p95 {o95:.1} ms"
         );
     }
     let count = db.registry().list().await.expect("list").len();

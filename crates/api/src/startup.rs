@@ -91,6 +91,7 @@ impl Application {
             spawn_spare_keeper(
                 resolver.registry().clone(),
                 settings.tenancy.spare_schemas,
+                settings.tenancy.spare_names,
                 Duration::from_secs(2),
             )
         });
@@ -289,11 +290,12 @@ impl Application {
 
 /// Removes, every `interval`, tenants whose sign-up was not verified in
 /// time (each server does; the work is idempotent).
-/// Keeps `target` spare schemas ready (see `tenancy::spares`), looking
-/// every `interval`.
+/// Keeps `target` spare schemas ready (see `tenancy::spares`), named as
+/// `names` says once taken, looking every `interval`.
 fn spawn_spare_keeper(
     registry: tenancy::Registry,
     target: u32,
+    names: tenancy::spares::SpareNames,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -301,7 +303,10 @@ fn spawn_spare_keeper(
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            match registry.fill_spares(target as usize, &migrations).await {
+            match registry
+                .fill_spares(target as usize, &migrations, names)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(made = n, "spare schemas made"),
                 Err(err) => tracing::warn!(error = %err, "making spare schemas failed"),

@@ -134,7 +134,7 @@ pub enum TenantsCommand {
         tenants: Vec<String>,
     },
     /// Spare schemas, migrated ahead of time so that creating a tenant
-    /// renames one instead of migrating a new schema: make them until
+    /// takes one instead of migrating a new schema: make them until
     /// `--keep` are ready, or drop them all.
     Spares {
         /// How many to have ready.
@@ -143,7 +143,21 @@ pub enum TenantsCommand {
         /// Drop every spare schema instead.
         #[arg(long, conflicts_with = "keep")]
         drop: bool,
+        /// What the spares made are named once taken: `slug` (`t_<slug>`,
+        /// a cost that grows with the number of tenants) or `own`
+        /// (`tenant_<hex>`, the same cost at any size).
+        #[arg(long, value_enum, default_value_t = SpareNaming::Slug, conflicts_with = "drop")]
+        names: SpareNaming,
     },
+}
+
+/// What a taken spare schema is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpareNaming {
+    /// `t_<slug>`, as every other tenant schema.
+    Slug,
+    /// The spare's own `tenant_<hex>`.
+    Own,
 }
 
 #[derive(Debug, Subcommand)]

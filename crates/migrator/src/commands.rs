@@ -119,14 +119,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let ctx = context(&cli, u32::from(*concurrency) + 1).await?;
             tenants_up(&ctx, selection, usize::from(*concurrency)).await
         }
-        Command::Tenants(TenantsCommand::Spares { keep, drop }) => {
+        Command::Tenants(TenantsCommand::Spares { keep, drop, names }) => {
             let ctx = context(&cli, 1).await?;
             let registry = &ctx.registry;
             let changed = if *drop {
                 registry.drop_spares().await?
             } else {
                 registry
-                    .fill_spares(*keep as usize, &tenancy::migrate::tenant_migrations())
+                    .fill_spares(
+                        *keep as usize,
+                        &tenancy::migrate::tenant_migrations(),
+                        match names {
+                            crate::cli::SpareNaming::Slug => tenancy::spares::SpareNames::Slug,
+                            crate::cli::SpareNaming::Own => tenancy::spares::SpareNames::Own,
+                        },
+                    )
                     .await?
             };
             let ready = registry.spare_count().await?;

@@ -183,6 +183,9 @@ pub struct TenancySettings {
     /// Spare schemas each server keeps ready (see [`crate::spares`]).
     #[serde(default)]
     pub spare_schemas: u32,
+    /// What the spares it makes are named once taken.
+    #[serde(default)]
+    pub spare_names: crate::spares::SpareNames,
 }
 
 impl TenancySettings {

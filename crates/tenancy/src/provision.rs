@@ -245,7 +245,14 @@ pub(crate) async fn provision(
     new: &NewTenant,
     migrations: &[Box<dyn MigrationTrait>],
 ) -> Result<crate::registry::TenantRow, Error> {
-    let schema = new.slug.schema_name();
+    // A spare schema if one is ready (see `spares`), else a new one named
+    // after the slug.
+    let slug_schema = new.slug.schema_name();
+    let spare = crate::spares::take(txn, migrations).await?;
+    let schema = match &spare {
+        Some(s) => crate::spares::schema_of(s, &slug_schema),
+        None => slug_schema,
+    };
     let sql = format!(
         "INSERT INTO public.tenants AS t (id, slug, schema_name, display_name, status) \
          VALUES ($1, $2, $3, $4, 'provisioning') RETURNING {}",
@@ -269,26 +276,28 @@ pub(crate) async fn provision(
         Err(e) if is_duplicate(&e) => return Err(Error::TenantExists(new.slug.clone())),
         Err(e) => return Err(e.into()),
     };
-    let orphan = txn
-        .query_one_raw(stmt(
-            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
-            [schema.as_str().into()],
-        ))
-        .await?
-        .is_some();
-    if orphan {
-        return Err(Error::OrphanSchema(schema));
+    if spare.as_ref() != Some(&schema) {
+        let orphan = txn
+            .query_one_raw(stmt(
+                "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+                [schema.as_str().into()],
+            ))
+            .await?
+            .is_some();
+        if orphan {
+            return Err(Error::OrphanSchema(schema));
+        }
     }
-    // A spare schema if one is ready (see `spares`), else a new one.
-    if !crate::spares::take(txn, &schema, migrations).await? {
-        match txn
+    match &spare {
+        Some(s) => crate::spares::settle(txn, s, &schema).await?,
+        None => match txn
             .execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
             .await
         {
             Ok(_) => {}
             Err(e) if is_duplicate(&e) => return Err(Error::OrphanSchema(schema)),
             Err(e) => return Err(e.into()),
-        }
+        },
     }
     apply_pending(txn, &schema, migrations).await?;
     if let Some(template) = &new.template {

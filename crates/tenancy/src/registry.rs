@@ -128,13 +128,18 @@ impl TryFrom<TenantRow> for Tenant {
 
     fn try_from(row: TenantRow) -> Result<Self, Error> {
         let slug = parse_slug(&row.slug)?;
-        let schema = slug.schema_name();
-        if schema.as_str() != row.schema_name {
-            return Err(Error::Database(sea_orm::DbErr::Custom(format!(
-                "registry row of `{}` names schema {}, expected {schema}",
-                row.slug, row.schema_name
-            ))));
-        }
+        // The slug's schema, or the spare schema the tenant was made from.
+        let schema = Some(slug.schema_name())
+            .filter(|s| s.as_str() == row.schema_name)
+            .or_else(|| SchemaName::kept_spare(&row.schema_name))
+            .ok_or_else(|| {
+                Error::Database(sea_orm::DbErr::Custom(format!(
+                    "registry row of `{}` names schema {}, expected {} or a spare's",
+                    row.slug,
+                    row.schema_name,
+                    slug.schema_name()
+                )))
+            })?;
         let status = TenantStatus::parse(&row.status).ok_or_else(|| {
             Error::Database(sea_orm::DbErr::Custom(format!(
                 "unknown tenant status `{}`",

@@ -110,24 +110,55 @@ impl fmt::Display for Slug {
     }
 }
 
-/// The name of a tenant's schema, derived from its [`Slug`].
+/// The name of a tenant's schema: derived from its [`Slug`] (`t_…`), or,
+/// for a tenant made from a spare schema that kept its name, the spare's
+/// (`tenant_…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SchemaName(String);
+
+/// Spares that keep their name when taken (the tenant's schema is then
+/// `tenant_…`).
+const OWN_NAME_PREFIX: &str = "tenant_";
+
+/// Spares renamed to `t_<slug>` when taken.
+const RENAMED_PREFIX: &str = "spare_";
 
 impl SchemaName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// A new spare schema's name: `spare_` and 32 hex digits (tenant
-    /// schemas start with `t_`, so the two never meet).
-    pub(crate) fn new_spare() -> Self {
-        Self(format!("spare_{}", uuid::Uuid::new_v4().simple()))
+    /// A new spare schema's name: `tenant_` (kept when taken) or `spare_`
+    /// (renamed when taken), then 32 hex digits. Schemas named after slugs
+    /// start with `t_`, so none of them meet.
+    pub(crate) fn new_spare(keeps_name: bool) -> Self {
+        let prefix = if keeps_name {
+            OWN_NAME_PREFIX
+        } else {
+            RENAMED_PREFIX
+        };
+        Self(format!("{prefix}{}", uuid::Uuid::new_v4().simple()))
     }
 
-    /// `name` if it is a spare schema's name.
+    /// `name` if it is a spare schema's name (or a tenant's schema that was
+    /// a spare and kept its name).
     pub(crate) fn spare(name: &str) -> Option<Self> {
-        let hex = name.strip_prefix("spare_")?;
+        Self::hex_named(name, OWN_NAME_PREFIX).or_else(|| Self::hex_named(name, RENAMED_PREFIX))
+    }
+
+    /// Whether this spare keeps its name when taken.
+    pub(crate) fn keeps_name(&self) -> bool {
+        self.0.starts_with(OWN_NAME_PREFIX)
+    }
+
+    /// `name` if it is the name of a schema made from a spare that kept
+    /// its name.
+    pub(crate) fn kept_spare(name: &str) -> Option<Self> {
+        Self::hex_named(name, OWN_NAME_PREFIX)
+    }
+
+    fn hex_named(name: &str, prefix: &str) -> Option<Self> {
+        let hex = name.strip_prefix(prefix)?;
         (hex.len() == 32
             && hex
                 .bytes()

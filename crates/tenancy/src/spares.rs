@@ -1,14 +1,20 @@
 //! Spare schemas: tenant schemas migrated ahead of time, so that creating
-//! a tenant renames one instead of running every migration (the DDL of a
+//! a tenant takes one instead of running every migration (the DDL of a
 //! whole tenant schema takes 100-200 ms; taking a spare a few).
 //!
-//! A spare is a schema named `spare_<hex>`, built by the same migrations as
-//! a tenant's. Taking one, inside the provisioning transaction: lock it
-//! (transaction advisory lock, skipping spares others hold), rename it to
-//! the tenant's schema, point the `search_path` its functions were created
-//! with at the new name, then apply whatever migrations it lacks. Nothing
-//! else in a tenant schema names the schema. If no spare is ready,
-//! provisioning migrates a fresh schema as before.
+//! A spare is built by the same migrations as a tenant's. Taking one,
+//! inside the provisioning transaction: lock it (transaction advisory lock,
+//! skipping spares others hold), make it the tenant's schema, then apply
+//! whatever migrations it lacks. If none is ready, provisioning migrates a
+//! fresh schema as before. Spares come in two kinds ([`SpareNames`]):
+//!
+//! - `spare_<hex>`, renamed to `t_<slug>` when taken; its functions were
+//!   made with `SET search_path FROM CURRENT`, so each is altered to the
+//!   new name. `ALTER FUNCTION` finds a function by walking every schema's
+//!   function of that name, so this grows with the number of tenants.
+//! - `tenant_<hex>`, which keeps its name: the registry row names it as the
+//!   tenant's schema. A schema so named that no row names is a spare.
+//!   Taking one costs the same at any number of tenants.
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use sea_orm_migration::MigrationTrait;
@@ -22,12 +28,30 @@ use crate::sql::{SCHEMA_LOCK_CLASS, read_all, stmt};
 /// Spares looked at per claim before giving up (others hold them).
 const TRIES: u64 = 8;
 
+/// What spare schemas will be named once taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpareNames {
+    /// After the tenant's slug, `t_<slug>`, as every other tenant's
+    /// schema; taking one grows with the number of tenants.
+    #[default]
+    Slug,
+    /// Their own, `tenant_<hex>`; taking one costs the same at any size.
+    Own,
+}
+
+/// Schemas that are spares: renamed ones, and those keeping their name
+/// that no tenant's registry row names.
+const UNTAKEN: &str = "(nspname LIKE 'spare\\_%' OR (nspname LIKE 'tenant\\_%' \
+     AND NOT EXISTS (SELECT 1 FROM public.tenants t WHERE t.schema_name = nspname)))";
+
 /// The names of the spare schemas, oldest first.
 async fn names(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<SchemaName>, Error> {
     let rows = db
         .query_all_raw(stmt(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'spare\\_%' \
-             ORDER BY oid LIMIT $1",
+            &format!(
+                "SELECT nspname::text FROM pg_namespace WHERE {UNTAKEN} ORDER BY oid LIMIT $1"
+            ),
             [(limit as i64).into()],
         ))
         .await?;
@@ -44,7 +68,7 @@ impl Registry {
         let rows: Vec<Count> = read_all(
             self.db(),
             stmt(
-                "SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'spare\\_%'",
+                &format!("SELECT count(*) AS n FROM pg_namespace WHERE {UNTAKEN}"),
                 [],
             ),
         )
@@ -52,16 +76,17 @@ impl Registry {
         Ok(rows.first().map_or(0, |c| c.n as usize))
     }
 
-    /// Makes spare schemas with `migrations` until `target` are ready; how
-    /// many it made.
+    /// Makes spare schemas with `migrations`, to be named as `names` says
+    /// once taken, until `target` are ready; how many it made.
     pub async fn fill_spares(
         &self,
         target: usize,
         migrations: &[Box<dyn MigrationTrait>],
+        names: SpareNames,
     ) -> Result<usize, Error> {
         let mut made = 0;
         while self.spare_count().await? < target {
-            let schema = SchemaName::new_spare();
+            let schema = SchemaName::new_spare(names == SpareNames::Own);
             let txn = self.db().begin().await?;
             txn.execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
                 .await?;
@@ -114,11 +139,11 @@ async fn lock_one(
         if !locked {
             continue;
         }
-        // A new statement, a new snapshot: taken and committed by another
-        // transaction between the listing and the lock?
+        // A new statement, a new snapshot: taken (or dropped) and
+        // committed by another transaction between the listing and the lock?
         let exists = txn
             .query_one_raw(stmt(
-                "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+                &format!("SELECT 1 FROM pg_namespace WHERE nspname = $1 AND {UNTAKEN}"),
                 [spare.as_str().into()],
             ))
             .await?
@@ -146,18 +171,38 @@ async fn lock_one(
     Ok(None)
 }
 
-/// Turns a spare into `schema` inside `txn`, if one is ready whose
-/// migrations are all in `migrations` (see [`lock_one`]): renamed, its functions'
-/// `search_path` moved with it. True if one was taken; the caller then
-/// applies the migrations it lacks.
+/// Takes a spare inside `txn`, if one is ready whose migrations are all in
+/// `migrations` (see [`lock_one`]); the lock holds until `txn` ends. The
+/// caller names the tenant's schema with [`schema_of`] and then calls
+/// [`settle`].
 pub(crate) async fn take(
     txn: &DatabaseTransaction,
-    schema: &SchemaName,
     migrations: &[Box<dyn MigrationTrait>],
-) -> Result<bool, Error> {
-    let Some(spare) = lock_one(txn, Some(migrations)).await? else {
-        return Ok(false);
-    };
+) -> Result<Option<SchemaName>, Error> {
+    lock_one(txn, Some(migrations)).await
+}
+
+/// The schema a tenant made from `spare` has: the spare's own name, or
+/// `slug_schema`.
+pub(crate) fn schema_of(spare: &SchemaName, slug_schema: &SchemaName) -> SchemaName {
+    if spare.keeps_name() {
+        spare.clone()
+    } else {
+        slug_schema.clone()
+    }
+}
+
+/// Makes taken `spare` into `schema`: nothing for a spare that keeps its
+/// name (registering it was enough); else a rename, and its functions'
+/// `search_path` moved with it.
+pub(crate) async fn settle(
+    txn: &DatabaseTransaction,
+    spare: &SchemaName,
+    schema: &SchemaName,
+) -> Result<(), Error> {
+    if spare == schema {
+        return Ok(());
+    }
     // The functions were made with `SET search_path FROM CURRENT` inside
     // the spare; made again from the tenant's schema, as on the spot.
     txn.execute_unprepared(&format!(
@@ -173,5 +218,5 @@ pub(crate) async fn take(
         q = schema.quoted(),
     ))
     .await?;
-    Ok(true)
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod m20261124_000006_create_event_signals;
 mod m20261124_000007_create_event_tenants;
 mod m20261124_000008_create_platform_jobs;
 mod m20261124_000009_create_platform_templates;
+mod m20261126_000010_tenants_in_spare_schemas;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_create_event_tenants::Migration),
             Box::new(m20261124_000008_create_platform_jobs::Migration),
             Box::new(m20261124_000009_create_platform_templates::Migration),
+            Box::new(m20261126_000010_tenants_in_spare_schemas::Migration),
         ]
     }
 }

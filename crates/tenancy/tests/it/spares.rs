@@ -3,6 +3,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tenancy::migrate::tenant_migrations;
+use tenancy::spares::SpareNames;
 use tenancy::testing::TestDb;
 use tenancy::{NewTenant, Slug, TenantTx};
 
@@ -49,46 +50,10 @@ async fn shape(db: &TestDb, schema: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_tenant_made_from_a_spare_is_the_same_as_one_migrated_on_the_spot() {
-    let db = TestDb::new(4).await;
-    db.db
-        .execute_unprepared(
-            "CREATE FUNCTION tenant_migrations_of(s text) RETURNS SETOF text LANGUAGE plpgsql AS \
-             $$ BEGIN RETURN QUERY EXECUTE format('SELECT version FROM %I.tenant_migrations', s); END $$",
-        )
-        .await
-        .expect("helper");
-    let registry = db.registry();
-    // Without spares: migrated on the spot.
-    let plain = registry.create(&new("plain")).await.expect("plain");
-
-    assert_eq!(
-        registry
-            .fill_spares(3, &tenant_migrations())
-            .await
-            .expect("fill"),
-        3
-    );
-    assert_eq!(registry.spare_count().await.expect("count"), 3);
-    let spared = registry.create(&new("spared")).await.expect("spared");
-    assert_eq!(
-        registry.spare_count().await.expect("count"),
-        2,
-        "a spare was taken"
-    );
-
-    // Same tables, indexes, functions (search_path moved with the
-    // schema), triggers and migrations.
-    let (a, b) = (
-        shape(&db, plain.schema().as_str()).await,
-        shape(&db, spared.schema().as_str()).await,
-    );
-    assert!(a.len() > 100, "{a:?}");
-    assert_eq!(a, b);
-
-    // Its triggers work: the journal and the sync log see a write.
-    let tx = TenantTx::begin(&db.db, &spared).await.expect("tx");
+/// Writes a client in `tenant`: the journal entries and change rows of
+/// clients then there.
+async fn write_one(db: &TestDb, tenant: &tenancy::Tenant) -> (i64, i64) {
+    let tx = TenantTx::begin(&db.db, tenant).await.expect("tx");
     tx.conn()
         .execute_unprepared(
             "INSERT INTO clients (id, name, status) VALUES (gen_random_uuid(), 'A', 'lead')",
@@ -106,13 +71,78 @@ async fn a_tenant_made_from_a_spare_is_the_same_as_one_migrated_on_the_spot() {
     )
     .await;
     tx.commit().await.expect("commit");
-    assert_eq!((journal, changes), (1, 1));
+    (journal, changes)
+}
+
+#[tokio::test]
+async fn a_tenant_made_from_a_spare_is_the_same_as_one_migrated_on_the_spot() {
+    let db = TestDb::new(4).await;
+    db.db
+        .execute_unprepared(
+            "CREATE FUNCTION tenant_migrations_of(s text) RETURNS SETOF text LANGUAGE plpgsql AS \
+             $$ BEGIN RETURN QUERY EXECUTE format('SELECT version FROM %I.tenant_migrations', s); END $$",
+        )
+        .await
+        .expect("helper");
+    let registry = db.registry();
+    // Without spares: migrated on the spot.
+    let plain = registry.create(&new("plain")).await.expect("plain");
+
+    assert_eq!(
+        registry
+            .fill_spares(3, &tenant_migrations(), SpareNames::Slug)
+            .await
+            .expect("fill"),
+        3
+    );
+    assert_eq!(registry.spare_count().await.expect("count"), 3);
+    let spared = registry.create(&new("spared")).await.expect("spared");
+    assert_eq!(
+        registry.spare_count().await.expect("count"),
+        2,
+        "a spare was taken"
+    );
+
+    // Renamed after its slug; same tables, indexes, functions (search_path
+    // moved with the schema), triggers and migrations.
+    assert_eq!(spared.schema().as_str(), "t_spared");
+    let (a, b) = (
+        shape(&db, plain.schema().as_str()).await,
+        shape(&db, spared.schema().as_str()).await,
+    );
+    assert!(a.len() > 100, "{a:?}");
+    assert_eq!(a, b);
+
+    // Its triggers work: the journal and the sync log see a write.
+    assert_eq!(write_one(&db, &spared).await, (1, 1));
+
+    // A spare that keeps its name: the registry names it as the tenant's
+    // schema, and it is the same as the others.
+    registry.drop_spares().await.expect("drop");
+    registry
+        .fill_spares(1, &tenant_migrations(), SpareNames::Own)
+        .await
+        .expect("fill");
+    let owned = registry.create(&new("owned")).await.expect("owned");
+    assert_eq!(registry.spare_count().await.expect("count"), 0);
+    assert!(
+        owned.schema().as_str().starts_with("tenant_"),
+        "{}",
+        owned.schema()
+    );
+    let again = registry
+        .get(&Slug::parse("owned").expect("slug"))
+        .await
+        .expect("read back");
+    assert_eq!(again.schema(), owned.schema());
+    assert_eq!(a, shape(&db, owned.schema().as_str()).await);
+    assert_eq!(write_one(&db, &owned).await, (1, 1));
 
     // A spare made by a newer Strata (a migration this one does not know)
     // is left alone.
     registry.drop_spares().await.expect("drop");
     registry
-        .fill_spares(1, &tenant_migrations())
+        .fill_spares(1, &tenant_migrations(), SpareNames::Slug)
         .await
         .expect("fill");
     let spare: String = one(
@@ -133,7 +163,7 @@ async fn a_tenant_made_from_a_spare_is_the_same_as_one_migrated_on_the_spot() {
     // schema of its own, spare or new.
     registry.drop_spares().await.expect("drop");
     registry
-        .fill_spares(2, &tenant_migrations())
+        .fill_spares(2, &tenant_migrations(), SpareNames::Own)
         .await
         .expect("fill");
     let made = futures::future::join_all((0..5).map(|i| {
@@ -145,7 +175,8 @@ async fn a_tenant_made_from_a_spare_is_the_same_as_one_migrated_on_the_spot() {
     assert_eq!(registry.spare_count().await.expect("count"), 0);
     let burst: i64 = one(
         &db.db,
-        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_burst\\_%'",
+        "SELECT count(DISTINCT n.oid) FROM public.tenants t \
+         JOIN pg_namespace n ON n.nspname = t.schema_name WHERE t.slug LIKE 'burst-%'",
     )
     .await;
     assert_eq!(burst, 5);
