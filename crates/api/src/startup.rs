@@ -288,8 +288,6 @@ impl Application {
     }
 }
 
-/// Removes, every `interval`, tenants whose sign-up was not verified in
-/// time (each server does; the work is idempotent).
 /// Keeps `target` spare schemas ready (see `tenancy::spares`), named as
 /// `names` says once taken, looking every `interval`.
 fn spawn_spare_keeper(
@@ -315,6 +313,8 @@ fn spawn_spare_keeper(
     })
 }
 
+/// Removes, every `interval`, tenants whose sign-up was not verified in
+/// time (each server does; the work is idempotent).
 fn spawn_signup_purge(
     registry: tenancy::Registry,
     interval: Duration,

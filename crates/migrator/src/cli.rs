@@ -160,6 +160,15 @@ pub enum SpareNaming {
     Own,
 }
 
+impl From<SpareNaming> for tenancy::spares::SpareNames {
+    fn from(n: SpareNaming) -> Self {
+        match n {
+            SpareNaming::Slug => Self::Slug,
+            SpareNaming::Own => Self::Own,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Register a tenant, create and migrate its schema, atomically.

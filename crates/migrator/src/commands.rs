@@ -129,10 +129,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .fill_spares(
                         *keep as usize,
                         &tenancy::migrate::tenant_migrations(),
-                        match names {
-                            crate::cli::SpareNaming::Slug => tenancy::spares::SpareNames::Slug,
-                            crate::cli::SpareNaming::Own => tenancy::spares::SpareNames::Own,
-                        },
+                        (*names).into(),
                     )
                     .await?
             };

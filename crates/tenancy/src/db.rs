@@ -24,10 +24,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Database::connect(options).await
 }
 
-/// Pools for reads that name a tenant's schema: each tenant tends to one
-/// of them, so each connection prepares the statements and loads the
-/// catalog entries of a fraction of the tenants (a pooled connection keeps
-/// both for every tenant it has served). Their connections plan generic
+/// Pools for reads that name a tenant's schema, apart from the pool for
+/// writes: each tenant tends to one of them, and spills over to another
+/// when its own has no idle connection. A connection keeps the prepared
+/// statements and catalog entries of every tenant it has served; under
+/// load that soon means every tenant, so a few warm connections serve
+/// requests spread over many tenants best. Their connections plan generic
 /// plans from a statement's first execution: a plan is made once per
 /// tenant and connection, not five times.
 pub struct ReadPools {

@@ -21,6 +21,16 @@ const SYNCED: &[(&str, &str)] = &[
     ("notes", "notes"),
 ];
 
+/// Trigger `<table>_<name>`, which hands `table`'s inserted rows to
+/// `function` once per statement.
+fn insert_trigger(table: &str, model: &str, function: &str, name: &str) -> String {
+    format!(
+        "CREATE TRIGGER {table}_{name} AFTER INSERT ON {table} \
+         REFERENCING NEW TABLE AS new_rows \
+         FOR EACH STATEMENT EXECUTE FUNCTION {function}('{model}');\n"
+    )
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -47,10 +57,13 @@ $$;
         for (table, model) in SYNCED {
             sql.push_str(&format!(
                 "DROP TRIGGER {table}_sync_insert_device ON {table};\n\
-                 DROP TRIGGER {table}_sync_insert ON {table};\n\
-                 CREATE TRIGGER {table}_sync_insert AFTER INSERT ON {table} \
-                 REFERENCING NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION sync_track_insert_by_device('{model}');\n"
+                 DROP TRIGGER {table}_sync_insert ON {table};\n"
+            ));
+            sql.push_str(&insert_trigger(
+                table,
+                model,
+                "sync_track_insert_by_device",
+                "sync_insert",
             ));
         }
         sql.push_str("DROP FUNCTION sync_note_device();");
@@ -75,14 +88,18 @@ $$;
 "#,
         );
         for (table, model) in SYNCED {
-            sql.push_str(&format!(
-                "DROP TRIGGER {table}_sync_insert ON {table};\n\
-                 CREATE TRIGGER {table}_sync_insert AFTER INSERT ON {table} \
-                 REFERENCING NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION public.sync_track_insert('{model}');\n\
-                 CREATE TRIGGER {table}_sync_insert_device AFTER INSERT ON {table} \
-                 REFERENCING NEW TABLE AS new_rows \
-                 FOR EACH STATEMENT EXECUTE FUNCTION sync_note_device('{model}');\n"
+            sql.push_str(&format!("DROP TRIGGER {table}_sync_insert ON {table};\n"));
+            sql.push_str(&insert_trigger(
+                table,
+                model,
+                "public.sync_track_insert",
+                "sync_insert",
+            ));
+            sql.push_str(&insert_trigger(
+                table,
+                model,
+                "sync_note_device",
+                "sync_insert_device",
             ));
         }
         sql.push_str("DROP FUNCTION sync_track_insert_by_device();");
