@@ -264,12 +264,8 @@ pub struct Spec {
     pub table: &'static str,
     pub fields: Vec<Field>,
     pub meta: Meta,
-    /// The record as callers see it, as SQL over alias `t`: computed once,
-    /// used by every read.
-    json: String,
-    /// The same with objects as JSON text, for clients whose columns hold
-    /// only scalars (WatermelonDB).
-    json_flat: String,
+    /// The record as callers see it, as a SELECT list over alias `t`:
+    /// computed once, used by every read (see [`crate::render`]).
     columns: String,
 }
 
@@ -296,27 +292,12 @@ impl Spec {
             .collect();
         let meta = E::META;
         let public: Vec<&Field> = fields.iter().filter(|f| f.public()).collect();
-        let mut json: Vec<String> = public
-            .iter()
-            .map(|f| format!("'{0}', t.{0}", f.name))
-            .collect();
-        let mut flat: Vec<String> = public
-            .iter()
-            .map(|f| match f.kind {
-                Kind::Custom => format!("'{0}', t.{0}::text", f.name),
-                _ => format!("'{0}', t.{0}", f.name),
-            })
-            .collect();
         let mut columns: Vec<String> = public.iter().map(|f| format!("t.{}", f.name)).collect();
-        for (name, sql) in meta.computed {
-            json.push(format!("'{name}', {sql}"));
-            flat.push(format!("'{name}', {sql}"));
+        for (_, sql) in meta.computed {
             columns.push((*sql).to_owned());
         }
         Self {
             table: E::default().table_name(),
-            json: format!("json_build_object({})", json.join(", ")),
-            json_flat: format!("json_build_object({})", flat.join(", ")),
             columns: columns.join(", "),
             fields,
             meta,
@@ -350,17 +331,6 @@ impl Spec {
     /// A field callers see, by name.
     pub fn public_field(&self, name: &str) -> Option<&Field> {
         self.field(name).filter(|f| f.public())
-    }
-
-    /// `json_build_object(...)` of the public fields of alias `t` (and the
-    /// computed ones): a record as sync pulls deliver it.
-    pub fn json_sql(&self) -> &str {
-        &self.json
-    }
-
-    /// [`Spec::json_sql`] with object fields (`custom`) as JSON text.
-    pub fn json_flat_sql(&self) -> &str {
-        &self.json_flat
     }
 
     /// The SELECT list of a record as callers see it, over alias `t`: the
@@ -641,8 +611,8 @@ mod tests {
         );
         let users = model("users").expect("users");
         assert!(users.public_field("password_hash").is_none());
-        assert!(!users.json_sql().contains("password"));
-        assert!(users.json_sql().contains("'roles', ARRAY"));
+        assert!(!users.columns().contains("password"));
+        assert!(users.columns().contains("ARRAY"));
         assert!(model("nope").is_none());
         for m in models() {
             for s in m.meta.sorts {

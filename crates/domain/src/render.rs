@@ -1,6 +1,7 @@
-//! Records as JSON for REST: the public columns of a model read in their
-//! binary form and written out as JSON text in one pass, driven by the
-//! model's description (no per-model struct, no intermediate values).
+//! Records as JSON, for REST and sync pulls alike: the public columns of a
+//! model read in their binary form and written out as JSON text in one
+//! pass, driven by the model's description (no per-model struct, no
+//! intermediate values).
 
 use std::fmt::Write;
 
@@ -19,8 +20,28 @@ fn text(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).expect("a string always serialises"));
 }
 
+/// How object fields (`custom`) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objects {
+    /// As JSON objects.
+    Nested,
+    /// As JSON text in a string, for clients whose columns hold only
+    /// scalars (WatermelonDB).
+    AsText,
+}
+
 /// The record in `row`, read from column `at` on ([`Spec::columns`] order).
 pub fn record(spec: &Spec, row: &QueryResult, at: usize) -> Result<String, DbErr> {
+    record_with(spec, row, at, Objects::Nested)
+}
+
+/// [`record`], writing object fields as `objects` says.
+pub fn record_with(
+    spec: &Spec,
+    row: &QueryResult,
+    at: usize,
+    objects: Objects,
+) -> Result<String, DbErr> {
     let mut out = String::with_capacity(64 * spec.fields.len());
     out.push('{');
     let mut i = at;
@@ -64,6 +85,7 @@ pub fn record(spec: &Spec, row: &QueryResult, at: usize) -> Result<String, DbErr
                 None => out.push_str("null"),
             },
             Kind::Custom => match row.try_get_by_index::<Option<serde_json::Value>>(i)? {
+                Some(v) if objects == Objects::AsText => text(&mut out, &v.to_string()),
                 Some(v) => out.push_str(&v.to_string()),
                 None => out.push_str("null"),
             },

@@ -16,7 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use domain::render::{self, Objects};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -53,19 +54,15 @@ pub struct Pulled {
     pub has_more: bool,
 }
 
-/// One change of a page.
-#[derive(FromQueryResult)]
-struct ChangeRow {
-    record_id: Uuid,
-    txid: String,
-    is_new: bool,
-    is_own: bool,
-    /// The record as JSON; `None` when it is deleted, or not the caller's
-    /// to see.
-    data: Option<String>,
-}
+/// The columns of a page's row before the record's ([`Spec::columns`]):
+/// the record id, its change's transaction, whether it counts as created,
+/// whether the pulling device created it, and whether the record is there
+/// to deliver (null when deleted, or not the caller's to see).
+///
+/// [`Spec::columns`]: domain::Spec::columns
+const RECORD_AT: usize = 5;
 
-/// A record as PostgreSQL wrote it, kept as text.
+/// A record the server rendered, kept as text.
 fn raw(data: String) -> Result<Box<RawValue>, SyncError> {
     RawValue::from_string(data)
         .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))
@@ -173,6 +170,11 @@ pub async fn pull(
     .await?;
     // Tombstones are left out of a first pull unless asked for.
     let skip_tombstones = initial && !tombstones;
+    let objects = if flat {
+        Objects::AsText
+    } else {
+        Objects::Nested
+    };
 
     let mut changes: BTreeMap<&'static str, ModelChanges> = BTreeMap::new();
     let mut room = limit;
@@ -214,25 +216,20 @@ pub async fn pull(
             // pulling device created itself (it pushed before it pulled).
             conditions.push(format!("(NOT c.deleted OR c.created_by_device = ${dev})"));
         }
-        // One row per change, in delivery order, each record as JSON text
-        // built by PostgreSQL and passed through unparsed. The record is
-        // read per change by key (a join may plan a scan of the whole
-        // table), and only for the changes the page delivers.
+        // One row per change, in delivery order, with the record's columns
+        // in binary form, rendered here as REST renders them. The record is
+        // read per change by key (LATERAL: a plain join may plan a scan of
+        // the whole table), and only for the changes the page delivers.
         let sql = format!(
             "SELECT c.record_id, c.txid::text AS txid, \
                     c.created_txid >= $1::text::xid8 AND ( \
                       ${dev}::text IS NULL OR c.created_by_device IS DISTINCT FROM ${dev}) AS is_new, \
-                    coalesce(c.created_by_device = ${dev}, false) AS is_own, \
-                    CASE WHEN NOT c.deleted THEN \
-                      (SELECT {json}::text FROM {table} t WHERE t.id = c.record_id AND {visible}) \
-                    END AS data \
-             FROM sync_changes c \
+                    coalesce(c.created_by_device = ${dev}, false) AS is_own, r.* \
+             FROM sync_changes c LEFT JOIN LATERAL ( \
+               SELECT true AS present, {columns} FROM {table} t \
+                WHERE NOT c.deleted AND t.id = c.record_id AND {visible}) r ON true \
              WHERE {conds} ORDER BY c.txid, c.record_id LIMIT ${lim}",
-            json = if flat {
-                model.json_flat_sql()
-            } else {
-                model.json_sql()
-            },
+            columns = model.columns(),
             table = model.table,
             conds = conditions.join(" AND "),
         );
@@ -247,14 +244,22 @@ pub async fn pull(
         let mut last: Option<(String, Uuid)> = None;
         // Each row is dropped once its record is taken: a page is held once.
         for row in rows.into_iter().take(room) {
-            let change = ChangeRow::from_query_result(&row, "")?;
-            match change.data {
-                Some(data) if change.is_new || initial => entry.created.push(raw(data)?),
-                Some(data) => entry.updated.push(raw(data)?),
-                None if !skip_tombstones || change.is_own => entry.deleted.push(change.record_id),
-                None => {}
+            let record_id: Uuid = row.try_get_by_index(0)?;
+            let txid: String = row.try_get_by_index(1)?;
+            let is_new: bool = row.try_get_by_index(2)?;
+            let is_own: bool = row.try_get_by_index(3)?;
+            let present = row.try_get_by_index::<Option<bool>>(4)?.unwrap_or(false);
+            if present {
+                let data = render::record_with(model, &row, RECORD_AT, objects)?;
+                if is_new || initial {
+                    entry.created.push(raw(data)?);
+                } else {
+                    entry.updated.push(raw(data)?);
+                }
+            } else if !skip_tombstones || is_own {
+                entry.deleted.push(record_id);
             }
-            last = Some((change.txid, change.record_id));
+            last = Some((txid, record_id));
         }
         let more_here = fetched > room;
         if let Some((txid, id)) = last {

@@ -10,8 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
-    Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
@@ -20,6 +19,7 @@ use uuid::Uuid;
 use domain::access::{Permissions, Scope};
 use domain::check::{self, Mode, ServerFields};
 use domain::custom::Definitions;
+use domain::render;
 use domain::store::{self, Returning};
 
 use crate::error::SyncError;
@@ -194,7 +194,6 @@ async fn last_mutation(
     Ok(row.try_get("", "last_mutation_id")?)
 }
 
-#[derive(FromQueryResult)]
 struct Current {
     data: String,
     in_scope: bool,
@@ -251,20 +250,27 @@ async fn current(
     let visible = scope.sql(md, caller, &mut values);
     values.push(id.into());
     let sql = format!(
-        "SELECT {json}::text AS data, coalesce({visible}, false) AS in_scope, t.version, \
-         c.field_versions, \
+        "SELECT coalesce({visible}, false) AS in_scope, t.version, c.field_versions, \
          c.last_device = nullif(current_setting('strata.device', true), '') AS own_run, \
-         c.last_device_from AS run_from \
+         c.last_device_from AS run_from, {columns} \
          FROM {table} t LEFT JOIN sync_changes c ON c.model = '{model}' AND c.record_id = t.id \
          WHERE t.id = ${n} FOR UPDATE OF t",
-        json = md.json_sql(),
+        columns = md.columns(),
         table = md.table,
         model = md.name(),
         n = values.len()
     );
-    Ok(Current::find_by_statement(stmt(&sql, values))
-        .one(conn)
-        .await?)
+    let Some(row) = conn.query_one_raw(stmt(&sql, values)).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Current {
+        in_scope: row.try_get_by_index(0)?,
+        version: row.try_get_by_index(1)?,
+        field_versions: row.try_get_by_index(2)?,
+        own_run: row.try_get_by_index(3)?,
+        run_from: row.try_get_by_index(4)?,
+        data: render::record(md, &row, 5)?,
+    }))
 }
 
 /// A record in a JSON array for a bulk statement.
@@ -712,9 +718,8 @@ pub async fn current_records(
     let mut values: Vec<Value> = vec![ids.to_vec().into()];
     let visible = perms.write(md)?.sql(md, caller, &mut values);
     let sql = format!(
-        "SELECT t.id, t.version, {json}::text AS data FROM {table} t \
-         WHERE t.id = ANY($1) AND {visible}",
-        json = md.json_sql(),
+        "SELECT t.id, t.version, {columns} FROM {table} t WHERE t.id = ANY($1) AND {visible}",
+        columns = md.columns(),
         table = md.table,
     );
     let rows = conn.query_all_raw(stmt(&sql, values)).await?;
@@ -722,7 +727,7 @@ pub async fn current_records(
     for r in rows {
         let id: Uuid = r.try_get_by_index(0)?;
         let version: i64 = r.try_get_by_index(1)?;
-        let data: String = r.try_get_by_index(2)?;
+        let data = render::record(md, &r, 2)?;
         let record = serde_json::from_str(&data)
             .map_err(|e| SyncError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
         out.insert(id, (version, record));
