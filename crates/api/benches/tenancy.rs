@@ -49,17 +49,26 @@ async fn sample(db: &TestDb, prefix: &str) -> (f64, f64) {
     (quantile(&times, 0.5), quantile(&times, 0.95))
 }
 
-/// Creates tenants `bench-<from>` .. `bench-<to - 1>`, four at a time.
+/// Creates tenants `bench-<from>` .. `bench-<to - 1>`, four at a time,
+/// printing the rate at every thousandth.
 async fn fill(db: &TestDb, from: usize, to: usize) {
     if to <= from {
         return;
     }
     let started = Instant::now();
-    futures::stream::iter(from..to)
+    let mut lap = (from, Instant::now());
+    let mut runs = futures::stream::iter(from..to)
         .map(|i| async move { provision(db, &format!("bench-{i:05}")).await })
-        .buffer_unordered(4)
-        .collect::<Vec<_>>()
-        .await;
+        .buffer_unordered(4);
+    let mut made = from;
+    while runs.next().await.is_some() {
+        made += 1;
+        if made.is_multiple_of(1000) {
+            let rate = (made - lap.0) as f64 / lap.1.elapsed().as_secs_f64();
+            println!("  {made} tenants ({rate:.1} tenants/s since #{})", lap.0);
+            lap = (made, Instant::now());
+        }
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "  provisioned {} tenants, 4 at a time, in {secs:.1} s ({:.1} tenants/s)",
@@ -181,9 +190,10 @@ async fn main() {
         Ok(bin) => {
             let (s, summary) = migrator_up(&bin, &db, 4);
             println!("migrator tenants up --all, {count} up to date: {s:.2} s ({summary})");
-            let all = db.registry().list().await.expect("list");
+            let registry = db.registry();
+            let all = registry.list().await.expect("list");
             futures::stream::iter(&all)
-                .map(|t| rollback_tenant(&db.db, t, &set, 1))
+                .map(|t| rollback_tenant(registry.ddl(), t, &set, 1))
                 .buffer_unordered(8)
                 .collect::<Vec<_>>()
                 .await;

@@ -328,7 +328,8 @@ async fn migrate_one(
     let outcome = match ctx.registry.find_by_slug(&slug).await? {
         Some(tenant) => {
             let applied =
-                migrate::migrate_tenant(&ctx.db, &tenant, &migrate::tenant_migrations()).await?;
+                migrate::migrate_tenant(ctx.registry.ddl(), &tenant, &migrate::tenant_migrations())
+                    .await?;
             if applied.is_empty() {
                 TenantOutcome::UpToDate {
                     slug: slug.to_string(),
@@ -410,7 +411,8 @@ async fn tenants_up(
     .await?;
     let set = migrate::tenant_migrations();
     let progress = ctx.out.progress(tenants.len());
-    let outcomes = migrate::migrate_all(&ctx.db, &tenants, &set, concurrency, |o| {
+    // Each tenant on a connection of its own (see `tenancy::db::one_use`).
+    let outcomes = migrate::migrate_all(ctx.registry.ddl(), &tenants, &set, concurrency, |o| {
         progress.tenant_done(o)
     })
     .await?;

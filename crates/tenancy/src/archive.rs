@@ -420,9 +420,8 @@ impl Registry {
         known: &[Box<dyn sea_orm_migration::MigrationTrait>],
         at: usize,
     ) -> Result<Imported, Error> {
-        let txn = self.db().begin().await?;
-        let row = provision(&txn, new, &known[..at]).await?;
-        let schema = new.slug().schema_name();
+        let txn = self.ddl().begin().await?;
+        let (row, schema) = provision(&txn, new, &known[..at]).await?;
         // The archive's tables must be the new schema's, column for column.
         let have = crate::clone::tables_in_order(&txn, &schema).await?;
         let have: BTreeSet<&str> = have

@@ -167,7 +167,7 @@ impl Registry {
         // in between could be copied without what it references); no
         // migration runs on the source meanwhile.
         let txn = self
-            .db()
+            .ddl()
             .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
             .await?;
         lock_schema(&txn, from.schema()).await?;
@@ -187,8 +187,7 @@ impl Registry {
         if have != want {
             return Err(Error::NotCurrent(from.slug().clone()));
         }
-        let row = provision(&txn, new, &migrations).await?;
-        let target = new.slug().schema_name();
+        let (row, target) = provision(&txn, new, &migrations).await?;
         let (src, dst) = (from.schema().quoted(), target.quoted());
         let every = tables_in_order(&txn, from.schema()).await?;
         // Rows the migrations seeded (roles, settings, event types) give

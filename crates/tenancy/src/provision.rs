@@ -9,7 +9,7 @@ use crate::error::{Error, is_duplicate};
 use crate::host::normalize;
 use crate::migrate::apply_pending;
 use crate::registry::{Registry, Tenant, TenantStatus};
-use crate::slug::Slug;
+use crate::slug::{SchemaName, Slug};
 use crate::sql::stmt;
 
 /// A tenant to create, checked field by field before anything is written.
@@ -196,8 +196,18 @@ impl Registry {
         new: &NewTenant,
         migrations: &[Box<dyn MigrationTrait>],
     ) -> Result<Tenant, Error> {
+        // A spare is taken on a pooled connection; a schema migrated on the
+        // spot is made on a connection closed afterwards (`Registry::ddl`).
         let txn = self.db().begin().await?;
-        let row = provision(&txn, new, migrations).await?;
+        let (txn, row) = match provision_with(&txn, new, migrations, Fresh::No).await? {
+            Some((row, _)) => (txn, row),
+            None => {
+                txn.rollback().await?;
+                let txn = self.ddl().begin().await?;
+                let (row, _) = provision(&txn, new, migrations).await?;
+                (txn, row)
+            }
+        };
         let status = match &new.verification {
             Some(v) => {
                 txn.execute_raw(stmt(
@@ -238,20 +248,44 @@ impl Registry {
     }
 }
 
+/// Whether provisioning may make a schema when no spare is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    /// Yes: create it and run every migration.
+    Make,
+    /// No: provision nothing (`None`).
+    No,
+}
+
 /// Registers `new` as `provisioning`, creates its schema with
-/// `migrations`, its first administrator and its domains, inside `txn`.
+/// `migrations`, its first administrator and its domains, inside `txn`;
+/// its registry row and schema.
 pub(crate) async fn provision(
     txn: &sea_orm::DatabaseTransaction,
     new: &NewTenant,
     migrations: &[Box<dyn MigrationTrait>],
-) -> Result<crate::registry::TenantRow, Error> {
+) -> Result<(crate::registry::TenantRow, SchemaName), Error> {
+    provision_with(txn, new, migrations, Fresh::Make)
+        .await?
+        .ok_or_else(|| Error::Database(sea_orm::DbErr::Custom("no schema was made".into())))
+}
+
+/// [`provision`]; `None` (nothing done) when no spare is ready and `fresh`
+/// is [`Fresh::No`].
+async fn provision_with(
+    txn: &sea_orm::DatabaseTransaction,
+    new: &NewTenant,
+    migrations: &[Box<dyn MigrationTrait>],
+    fresh: Fresh,
+) -> Result<Option<(crate::registry::TenantRow, SchemaName)>, Error> {
     // A spare schema if one is ready (see `spares`), else a new one named
     // after the slug.
     let slug_schema = new.slug.schema_name();
     let spare = crate::spares::take(txn, migrations).await?;
     let schema = match &spare {
         Some(s) => crate::spares::schema_of(s, &slug_schema),
-        None => slug_schema,
+        None if fresh == Fresh::Make => slug_schema,
+        None => return Ok(None),
     };
     let sql = format!(
         "INSERT INTO public.tenants AS t (id, slug, schema_name, display_name, status) \
@@ -335,5 +369,5 @@ pub(crate) async fn provision(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(row)
+    Ok(Some((row, schema)))
 }

@@ -178,16 +178,24 @@ async fn fetch_one(
 #[derive(Clone)]
 pub struct Registry {
     db: DatabaseConnection,
+    ddl: DatabaseConnection,
     events: TenantEvents,
 }
 
 impl Registry {
     pub fn new(db: DatabaseConnection, events: TenantEvents) -> Self {
-        Self { db, events }
+        let ddl = crate::db::one_use(&db);
+        Self { db, ddl, events }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Connections for making and migrating schemas, each closed after one
+    /// transaction (see [`crate::db::one_use`]).
+    pub fn ddl(&self) -> &DatabaseConnection {
+        &self.ddl
     }
 
     pub fn events(&self) -> &TenantEvents {

@@ -87,7 +87,7 @@ impl Registry {
         let mut made = 0;
         while self.spare_count().await? < target {
             let schema = SchemaName::new_spare(names == SpareNames::Own);
-            let txn = self.db().begin().await?;
+            let txn = self.ddl().begin().await?;
             txn.execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
                 .await?;
             apply_pending(&txn, &schema, migrations).await?;

@@ -181,3 +181,54 @@ async fn concurrent_creates_of_one_slug_yield_one_tenant() {
     }
     assert_eq!(leftovers(&db, "race").await.0, 1);
 }
+
+/// How many PL/pgSQL functions the backend behind `db` has compiled.
+async fn compiled_functions(db: &impl ConnectionTrait) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_backend_memory_contexts WHERE name = 'PL/pgSQL function'",
+    ))
+    .await
+    .expect("query")
+    .expect("row")
+    .try_get_by_index(0)
+    .expect("count")
+}
+
+#[tokio::test]
+async fn schemas_are_made_on_connections_that_do_not_stay_in_the_pool() {
+    // One pooled connection: whatever provisioning ran on the pool, it ran
+    // there. A backend keeps every function it ran, with its plans, and
+    // walks them all on each invalidation any DDL sends.
+    let db = TestDb::new(1).await;
+    let registry = db.registry();
+    // Shared migrations ran some of their own there.
+    let before = compiled_functions(&db.db).await;
+    registry
+        .create(
+            &NewTenant::new(Slug::parse("acme").expect("slug"), "Acme", &[], "localhost")
+                .expect("tenant"),
+        )
+        .await
+        .expect("create");
+    registry
+        .fill_spares(1, &tenant_migrations(), tenancy::spares::SpareNames::Own)
+        .await
+        .expect("spare");
+    assert_eq!(compiled_functions(&db.db).await, before);
+    // The tenant works on the pool all the same, and its triggers then run
+    // there.
+    let tenant = registry
+        .find_by_slug(&Slug::parse("acme").expect("slug"))
+        .await
+        .expect("find")
+        .expect("tenant");
+    db.db
+        .execute_unprepared(&format!(
+            "INSERT INTO {}.branches (id, name) VALUES (gen_random_uuid(), 'HQ')",
+            tenant.schema().quoted()
+        ))
+        .await
+        .expect("insert");
+    assert!(compiled_functions(&db.db).await > before);
+}
