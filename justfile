@@ -33,7 +33,7 @@ bench-tenancy tenants="1000":
     export MIGRATOR_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/migrator"
     BENCH_TENANTS={{tenants}} cargo bench --locked -p api --bench tenancy
 
-# The tenancy benchmark at 10,000 tenants (about half an hour, some 10 GB).
+# The tenancy benchmark at 10,000 tenants (some 80 minutes on 2 cores, about 18 GB).
 bench-tenancy-10k:
     just bench-tenancy 10000
 
