@@ -126,12 +126,20 @@ pub enum TenantsCommand {
         /// Tenants migrated at once.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
+        /// Find pending migrations in each schema's own table instead of
+        /// the shared record (one table opened per tenant: slower).
+        #[arg(long)]
+        verify: bool,
     },
     /// Applied and pending migrations of each tenant.
     Status {
         /// Only this tenant (repeatable); all when absent.
         #[arg(long = "tenant", value_name = "SLUG")]
         tenants: Vec<String>,
+        /// Read each schema's own table instead of the shared record
+        /// (one table opened per tenant: slower).
+        #[arg(long)]
+        verify: bool,
     },
     /// Spare schemas, migrated ahead of time so that creating a tenant
     /// takes one instead of migrating a new schema: make them until

@@ -115,9 +115,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Tenants(TenantsCommand::Up {
             selection,
             concurrency,
+            verify,
         }) => {
             let ctx = context(&cli, u32::from(*concurrency) + 1).await?;
-            tenants_up(&ctx, selection, usize::from(*concurrency)).await
+            tenants_up(&ctx, selection, usize::from(*concurrency), source(*verify)).await
         }
         Command::Tenants(TenantsCommand::Spares { keep, drop, names }) => {
             let ctx = context(&cli, 1).await?;
@@ -140,8 +141,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             });
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tenants(TenantsCommand::Status { tenants }) => {
-            tenants_status(&context(&cli, 2).await?, tenants).await
+        Command::Tenants(TenantsCommand::Status { tenants, verify }) => {
+            tenants_status(&context(&cli, 2).await?, tenants, source(*verify)).await
         }
         Command::Tenant(cmd) => tenant(&context(&cli, 2).await?, cmd).await,
         Command::Operator(OperatorCommand::Create { email, password }) => {
@@ -394,10 +395,20 @@ struct Summary {
     seconds: f64,
 }
 
+/// Where tenants' migration status is read: `--verify` reads every schema.
+fn source(verify: bool) -> migrate::Source {
+    if verify {
+        migrate::Source::Schemas
+    } else {
+        migrate::Source::Shared
+    }
+}
+
 async fn tenants_up(
     ctx: &Context,
     selection: &Selection,
     concurrency: usize,
+    source: migrate::Source,
 ) -> Result<ExitCode, CliError> {
     let started = Instant::now();
     let tenants = select(
@@ -411,8 +422,7 @@ async fn tenants_up(
     .await?;
     let set = migrate::tenant_migrations();
     let progress = ctx.out.progress(tenants.len());
-    // Each tenant on a connection of its own (see `tenancy::db::one_use`).
-    let outcomes = migrate::migrate_all(ctx.registry.ddl(), &tenants, &set, concurrency, |o| {
+    let outcomes = migrate::migrate_all(&ctx.registry, &tenants, &set, source, concurrency, |o| {
         progress.tenant_done(o)
     })
     .await?;
@@ -454,9 +464,14 @@ async fn tenants_up(
     })
 }
 
-async fn tenants_status(ctx: &Context, slugs: &[String]) -> Result<ExitCode, CliError> {
+async fn tenants_status(
+    ctx: &Context,
+    slugs: &[String],
+    source: migrate::Source,
+) -> Result<ExitCode, CliError> {
     let tenants = select(ctx, slugs).await?;
-    let statuses = migrate::status(&ctx.db, &tenants, &migrate::tenant_migrations()).await?;
+    let statuses =
+        migrate::status(&ctx.db, &tenants, &migrate::tenant_migrations(), source).await?;
     let behind = statuses.iter().filter(|s| !s.is_current()).count();
     ctx.out
         .emit(&json!({ "tenants": &statuses, "behind": behind }), || {

@@ -1,10 +1,15 @@
 //! Per-tenant schema migrations: applying, locking and reporting.
 //!
-//! Each tenant schema keeps its own `tenant_migrations` table. A tenant's
-//! pending migrations are applied in one transaction that holds an advisory
-//! lock on that schema, so two migrators never work on one schema at once and
-//! a failure leaves the schema as it was. Status over many tenants is read
-//! with a few catalog queries, not one session per tenant.
+//! Each tenant schema keeps its own `tenant_migrations` table, and the
+//! shared `public.tenant_schema_migrations` holds the same versions for
+//! every schema, written in the same transaction. A tenant's pending
+//! migrations are applied in one transaction that holds an advisory lock on
+//! that schema, so two migrators never work on one schema at once and a
+//! failure leaves the schema as it was. Applying reads the schema's own
+//! table and brings the shared record in line with it; status over many
+//! tenants reads the shared record ([`Source::Shared`]), one indexed read
+//! at any number of tenants, or every schema's own table
+//! ([`Source::Schemas`], which opens one table per tenant).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -16,7 +21,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::registry::Tenant;
+use crate::registry::{Registry, Tenant};
 use crate::slug::SchemaName;
 use crate::sql::{Then, enter_schema, lock_schema, stmt};
 
@@ -54,7 +59,7 @@ pub(crate) async fn apply_pending(
         .map(|row| row.try_get_by_index::<String>(0))
         .collect::<Result<_, _>>()?;
 
-    let mut done = Vec::new();
+    let mut done: Vec<String> = Vec::new();
     for migration in set {
         let version = migration.name();
         if applied.contains(version) {
@@ -77,7 +82,58 @@ pub(crate) async fn apply_pending(
         ))
         .await?;
     }
+    let now: Vec<String> = applied.iter().chain(&done).cloned().collect();
+    record(txn, schema, &now).await?;
     Ok(done)
+}
+
+/// Makes the shared record say that `schema` has `versions` applied, no
+/// more and no fewer.
+async fn record(
+    txn: &DatabaseTransaction,
+    schema: &SchemaName,
+    versions: &[String],
+) -> Result<(), Error> {
+    txn.execute_raw(stmt(
+        "DELETE FROM public.tenant_schema_migrations \
+         WHERE schema_name = $1 AND NOT (version = ANY($2::text[]))",
+        [schema.as_str().into(), versions.to_vec().into()],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        "INSERT INTO public.tenant_schema_migrations (schema_name, version) \
+         SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        [schema.as_str().into(), versions.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Removes `schema` from the shared record, as it is dropped (inside the
+/// dropping transaction).
+pub(crate) async fn forget(txn: &DatabaseTransaction, schema: &SchemaName) -> Result<(), Error> {
+    txn.execute_raw(stmt(
+        "DELETE FROM public.tenant_schema_migrations WHERE schema_name = $1",
+        [schema.as_str().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Moves `from`'s shared record to `to`, as the schema is renamed (inside
+/// the renaming transaction).
+pub(crate) async fn renamed(
+    txn: &DatabaseTransaction,
+    from: &SchemaName,
+    to: &SchemaName,
+) -> Result<(), Error> {
+    forget(txn, to).await?;
+    txn.execute_raw(stmt(
+        "UPDATE public.tenant_schema_migrations SET schema_name = $2 WHERE schema_name = $1",
+        [from.as_str().into(), to.as_str().into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Applies `tenant`'s pending migrations in one transaction.
@@ -134,6 +190,12 @@ pub async fn rollback_tenant(
             [version.clone().into()],
         ))
         .await?;
+        txn.execute_raw(stmt(
+            "DELETE FROM public.tenant_schema_migrations \
+             WHERE schema_name = $1 AND version = $2",
+            [schema.as_str().into(), version.clone().into()],
+        ))
+        .await?;
         reverted.push(version);
     }
     txn.commit().await?;
@@ -172,23 +234,45 @@ struct AppliedRow {
 /// How many schemas one `UNION ALL` status query reads.
 const STATUS_CHUNK: usize = 500;
 
-/// The migration status of every tenant in `tenants`, read with one catalog
-/// query plus one query per 500 tenants.
+/// Where [`status`] reads which migrations each schema has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The shared record: one indexed read at any number of tenants.
+    #[default]
+    Shared,
+    /// Each schema's own `tenant_migrations` table, in `UNION ALL` queries
+    /// of 500 schemas; opens one table per tenant. For checking the shared
+    /// record against the schemas (after restoring a schema by hand, say).
+    Schemas,
+}
+
+/// The migration status of every tenant in `tenants`, read from `source`.
 pub async fn status(
     db: &DatabaseConnection,
     tenants: &[Tenant],
     set: &[Box<dyn MigrationTrait>],
+    source: Source,
 ) -> Result<Vec<TenantMigrationStatus>, Error> {
     let names: Vec<String> = tenants
         .iter()
         .map(|t| t.schema().as_str().to_owned())
         .collect();
+    // Joined with the names unnested: `= ANY(array)` compares each of
+    // 10,000 catalog rows with each of 10,000 names. Whether each schema
+    // has its own table only matters when reading those tables.
     let infos = SchemaInfo::find_by_statement(stmt(
-        "SELECT n.nspname::text AS nspname, \
-                EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid \
-                        AND c.relname = 'tenant_migrations' AND c.relkind = 'r') AS has_table \
-         FROM pg_namespace n WHERE n.nspname = ANY($1::text[])",
-        [names.into()],
+        &format!(
+            "SELECT n.nspname::text AS nspname, {} AS has_table \
+             FROM unnest($1::text[]) s(name) JOIN pg_namespace n ON n.nspname = s.name",
+            match source {
+                Source::Shared => "true",
+                Source::Schemas => {
+                    "EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid \
+                     AND c.relname = 'tenant_migrations' AND c.relkind = 'r')"
+                }
+            }
+        ),
+        [names.clone().into()],
     ))
     .all(db)
     .await?;
@@ -197,28 +281,42 @@ pub async fn status(
         .map(|i| (i.nspname, i.has_table))
         .collect();
 
-    let with_table: Vec<&Tenant> = tenants
-        .iter()
-        .filter(|t| exists.get(t.schema().as_str()) == Some(&true))
-        .collect();
     let mut applied: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for chunk in with_table.chunks(STATUS_CHUNK) {
-        let sql = chunk
-            .iter()
-            .map(|t| {
-                format!(
-                    "SELECT '{}'::text AS schema, version FROM {}.tenant_migrations",
-                    t.schema().as_str(),
-                    t.schema().quoted()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        for row in AppliedRow::find_by_statement(stmt(&sql, []))
-            .all(db)
-            .await?
-        {
+    let mut add = |rows: Vec<AppliedRow>| {
+        for row in rows {
             applied.entry(row.schema).or_default().insert(row.version);
+        }
+    };
+    match source {
+        Source::Shared => add(AppliedRow::find_by_statement(stmt(
+            "SELECT m.schema_name AS schema, m.version \
+             FROM unnest($1::text[]) s(name) \
+             JOIN public.tenant_schema_migrations m ON m.schema_name = s.name",
+            [names.into()],
+        ))
+        .all(db)
+        .await?),
+        Source::Schemas => {
+            let with_table: Vec<&Tenant> = tenants
+                .iter()
+                .filter(|t| exists.get(t.schema().as_str()) == Some(&true))
+                .collect();
+            for chunk in with_table.chunks(STATUS_CHUNK) {
+                let sql = chunk
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "SELECT '{}'::text AS schema, version FROM {}.tenant_migrations",
+                            t.schema().as_str(),
+                            t.schema().quoted()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ");
+                add(AppliedRow::find_by_statement(stmt(&sql, []))
+                    .all(db)
+                    .await?);
+            }
         }
     }
 
@@ -271,18 +369,21 @@ impl TenantOutcome {
 
 /// Brings every tenant in `tenants` up to date, `concurrency` at a time.
 ///
-/// Tenants already current (found with [`status`]) are reported without
-/// opening a transaction. Each other tenant is migrated in its own locked
-/// transaction; a failure is reported and the rest go on. `on_outcome` is
-/// called as each tenant finishes (for progress display).
+/// Tenants already current (found with [`status`] from `source`, on the
+/// registry's pool) are reported without opening a transaction. Each other
+/// tenant is migrated in its own locked transaction, on a connection of its
+/// own ([`Registry::ddl`]); a failure is reported and the rest go on.
+/// `on_outcome` is called as each tenant finishes (for progress display).
 pub async fn migrate_all(
-    db: &DatabaseConnection,
+    registry: &Registry,
     tenants: &[Tenant],
     set: &[Box<dyn MigrationTrait>],
+    source: Source,
     concurrency: usize,
     mut on_outcome: impl FnMut(&TenantOutcome),
 ) -> Result<Vec<TenantOutcome>, Error> {
-    let statuses = status(db, tenants, set).await?;
+    let statuses = status(registry.db(), tenants, set, source).await?;
+    let db = registry.ddl();
     let mut outcomes = Vec::with_capacity(tenants.len());
     let mut todo = Vec::new();
     for (tenant, st) in tenants.iter().zip(&statuses) {

@@ -320,6 +320,7 @@ impl Registry {
             tenant.schema.quoted()
         ))
         .await?;
+        crate::migrate::forget(&txn, &tenant.schema).await?;
         txn.execute_raw(stmt(
             "DELETE FROM public.tenants WHERE id = $1",
             [tenant.id.into()],

@@ -109,6 +109,7 @@ impl Registry {
             };
             txn.execute_unprepared(&format!("DROP SCHEMA {} CASCADE", spare.quoted()))
                 .await?;
+            crate::migrate::forget(&txn, &spare).await?;
             txn.commit().await?;
             dropped += 1;
         }
@@ -218,5 +219,6 @@ pub(crate) async fn settle(
         q = schema.quoted(),
     ))
     .await?;
+    crate::migrate::renamed(txn, spare, schema).await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ mod m20261124_000007_create_event_tenants;
 mod m20261124_000008_create_platform_jobs;
 mod m20261124_000009_create_platform_templates;
 mod m20261126_000010_tenants_in_spare_schemas;
+mod m20261127_000011_record_tenant_migrations_centrally;
 
 /// The shared (public schema) migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000008_create_platform_jobs::Migration),
             Box::new(m20261124_000009_create_platform_templates::Migration),
             Box::new(m20261126_000010_tenants_in_spare_schemas::Migration),
+            Box::new(m20261127_000011_record_tenant_migrations_centrally::Migration),
         ]
     }
 }

@@ -259,7 +259,7 @@ pub async fn tenants(state: &AppState, req: &HttpRequest) -> HttpResponse {
             .cloned()
             .collect();
         let set = tenancy::migrate::tenant_migrations();
-        let migrations = match tenancy::migrate::status(&state.db, &shown, &set).await {
+        let migrations = match tenancy::migrate::status(&state.db, &shown, &set, tenancy::migrate::Source::Shared).await {
             Ok(m) => m,
             Err(e) => return Err((s, e.into())),
         };

@@ -39,6 +39,14 @@ async fn one_broken_tenant_does_not_stop_the_others() {
     assert_eq!(summary(&stdout_json(&out)), (0, TENANTS as u64, 0));
 
     make_one_pending(&db).await;
+    // The shared record and the schemas' own tables say the same.
+    for args in [
+        &["tenants", "status", "--json"][..],
+        &["tenants", "status", "--verify", "--json"][..],
+    ] {
+        let out = migrator(&db, args).await;
+        assert_eq!(stdout_json(&out)["behind"], TENANTS as u64, "{args:?}");
+    }
     // tenant-042's migration table refuses the pending version, so its run
     // fails after the migration itself ran (and must be rolled back).
     let last = tenant_migrations()
@@ -91,8 +99,13 @@ async fn one_broken_tenant_does_not_stop_the_others() {
     assert!(out.status.success());
     assert_eq!(summary(&stdout_json(&out)), (1, TENANTS as u64 - 1, 0));
 
-    let out = migrator(&db, &["tenants", "status", "--json"]).await;
-    assert_eq!(stdout_json(&out)["behind"], 0);
+    for args in [
+        &["tenants", "status", "--json"][..],
+        &["tenants", "status", "--verify", "--json"][..],
+    ] {
+        let out = migrator(&db, args).await;
+        assert_eq!(stdout_json(&out)["behind"], 0, "{args:?}");
+    }
 }
 
 #[tokio::test]
@@ -112,8 +125,21 @@ async fn two_migrators_at_once_apply_each_migration_once() {
     assert_eq!((fa, fb), (0, 0));
     assert_eq!(ma + mb, TENANTS as u64, "each tenant migrated exactly once");
 
-    // Every schema has each migration recorded once, and its tables.
+    // Every schema has each migration recorded once, in its own table and
+    // in the shared record, and its tables.
     let expected = tenant_migrations().len() as i64;
+    let shared: i64 = db
+        .db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM public.tenant_schema_migrations",
+        ))
+        .await
+        .expect("query")
+        .expect("row")
+        .try_get_by_index(0)
+        .expect("count");
+    assert_eq!(shared, expected * TENANTS as i64);
     for t in db.registry().list().await.expect("list") {
         let q = t.schema().quoted();
         let row = db
