@@ -110,6 +110,23 @@ pub trait Invalidated: Send + Sync {
     fn set_listening(&self, on: bool);
 }
 
+/// What a request's own commit changed, applied to `standings` and `rules`
+/// at once, as the notifications the triggers sent will be when they
+/// arrive (same payloads).
+pub fn own_commits(
+    standings: Arc<crate::auth::standing::Standings>,
+    rules: Arc<crate::rules::Rules>,
+) -> tenancy::scope::OnCommit {
+    Arc::new(move |schema, changed| {
+        if changed.rules {
+            rules.invalidate(schema.as_str());
+        }
+        if let Some(who) = &changed.standing {
+            standings.invalidate(&format!("{} {who}", schema.as_str()));
+        }
+    })
+}
+
 /// Listens for the channels of `caches` on a connection of its own,
 /// reconnecting with backoff. `url` is PostgreSQL's own address: LISTEN
 /// does not pass through a transaction-pooling PgBouncer.

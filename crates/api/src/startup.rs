@@ -146,6 +146,7 @@ impl Application {
                 settings.auth.access_ttl_secs,
                 settings.auth.refresh_ttl_secs,
             ),
+            on_commit: crate::cache::own_commits(Arc::clone(&standings), Arc::clone(&rules)),
             standings: Arc::clone(&standings),
             rules,
             auth: settings.auth.clone(),

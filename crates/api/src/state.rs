@@ -23,6 +23,9 @@ pub struct AppState {
     pub standings: Arc<Standings>,
     /// Each tenant's custom field definitions and role permissions.
     pub rules: Arc<crate::rules::Rules>,
+    /// Drops what this server cached of a change its own request committed
+    /// (see `tenancy::scope::on_commit`).
+    pub on_commit: tenancy::scope::OnCommit,
     pub auth: AuthSettings,
     pub limits: crate::limits::LimitSettings,
     pub signup: crate::configuration::SignupSettings,

@@ -1,11 +1,60 @@
 //! Tenant-scoped transactions: the only way to reach a tenant's tables.
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use std::future::Future;
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
 use crate::error::Error;
 use crate::registry::Tenant;
 use crate::slug::SchemaName;
-use crate::sql::{Then, enter_schema};
+use crate::sql::{Then, enter_schema, stmt};
+
+/// What a committed transaction changed of what servers keep in memory, as
+/// the tenant's triggers noted it (tenant migration
+/// `tell_the_writer_what_changed`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The tenant's rules: custom fields, roles, sync permissions, filters.
+    pub rules: bool,
+    /// Users' standing: one user's id, or `*` for several.
+    pub standing: Option<String>,
+}
+
+/// Told a tenant's schema and what a transaction changed, once it has
+/// committed.
+pub type OnCommit = Arc<dyn Fn(&SchemaName, &Changed) + Send + Sync>;
+
+tokio::task_local! {
+    static ON_COMMIT: OnCommit;
+}
+
+/// Runs `f` with `hook` told what each of its tenant transactions changed,
+/// as soon as each commits. Every server hears of every change by
+/// `NOTIFY`, a moment after the commit; this lets the writing server's own
+/// caches follow its writes before it answers. Each commit in scope reads
+/// the transaction's note first (one more statement).
+pub async fn on_commit<F: Future>(hook: OnCommit, f: F) -> F::Output {
+    ON_COMMIT.scope(hook, f).await
+}
+
+/// What the triggers noted in `txn` so far.
+async fn noted(txn: &DatabaseTransaction) -> Result<Changed, DbErr> {
+    let row = txn
+        .query_one_raw(stmt(
+            "SELECT coalesce(current_setting('strata.rules_changed', true), '') = 'on', \
+                    nullif(current_setting('strata.standing_changed', true), '')",
+            [],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => Changed {
+            rules: r.try_get_by_index(0)?,
+            standing: r.try_get_by_index(1)?,
+        },
+        None => Changed::default(),
+    })
+}
 
 /// A transaction whose `search_path` is the tenant's schema, then `public`.
 ///
@@ -43,8 +92,17 @@ impl TenantTx {
         &self.schema
     }
 
+    /// Commits; inside [`on_commit`], then tells its hook what changed.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        let Ok(hook) = ON_COMMIT.try_with(Arc::clone) else {
+            return self.txn.commit().await;
+        };
+        let changed = noted(&self.txn).await?;
+        self.txn.commit().await?;
+        if changed != Changed::default() {
+            hook(&self.schema, &changed);
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {

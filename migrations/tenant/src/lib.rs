@@ -31,6 +31,7 @@ mod m20261124_000020_create_field_sets;
 mod m20261125_000021_announce_rule_changes;
 mod m20261125_000022_index_list_order;
 mod m20261126_000023_track_inserts_once;
+mod m20261127_000024_tell_the_writer_what_changed;
 
 /// The tenant migrations, oldest first.
 pub struct Migrator;
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000021_announce_rule_changes::Migration),
             Box::new(m20261125_000022_index_list_order::Migration),
             Box::new(m20261126_000023_track_inserts_once::Migration),
+            Box::new(m20261127_000024_tell_the_writer_what_changed::Migration),
         ]
     }
 }

@@ -1,7 +1,8 @@
 //! Gives every request an id and a tracing span carrying it (and, once
-//! resolved, the tenant), returns the id as `x-request-id`, and scopes the
+//! resolved, the tenant), returns the id as `x-request-id`, scopes the
 //! request's writer for the change journal (the channel from the path; the
-//! actor named once authenticated).
+//! actor named once authenticated), and has the server's caches follow
+//! what the request's transactions commit.
 
 use std::time::Instant;
 
@@ -59,7 +60,14 @@ pub async fn request_span(
         channel,
         request_id: Some(id.clone()),
     };
-    let mut res = writer::scope(writer, next.call(req).instrument(span.clone())).await?;
+    let own_commits = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|state| std::sync::Arc::clone(&state.on_commit));
+    let call = writer::scope(writer, next.call(req).instrument(span.clone()));
+    let mut res = match own_commits {
+        Some(hook) => tenancy::scope::on_commit(hook, call).await?,
+        None => call.await?,
+    };
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

@@ -1371,3 +1371,62 @@ async fn an_rxdb_replication_starting_over_learns_of_deletions() {
     let fresh = a.pull(None, &["clients"], 100).await;
     assert_eq!(fresh["changes"]["clients"]["deleted"], json!([]), "{fresh}");
 }
+
+/// The server that commits a change to rules or to a user's standing acts
+/// on it before answering, without waiting for the notification to reach
+/// its listener: here the listener hears another database, so no
+/// notification ever arrives, and only the server's own commit can drop
+/// what it cached.
+#[tokio::test]
+async fn the_writing_server_follows_its_own_revocations_at_once() {
+    let db = TestDb::new(2).await;
+    tenant_with_admin(&db, "acme", PASSWORD).await;
+    let mut settings = crate::helpers::settings(&db, 4);
+    settings.database.listen_url = Some(
+        std::env::var("STRATA_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    );
+    let app = crate::helpers::spawn_with(&settings, true).await;
+    let a = admin(&app, "acme").await;
+    let (reader, reader_id) = user(&a, "reader", &["Read Only"]).await;
+
+    // Cached by the pull: the reader may pull users.
+    let pull = json!({ "models": ["users"] });
+    let (s, _) = reader.post("/api/v1/sync/pull", pull.clone()).await;
+    assert_eq!(s, 200);
+    let res = app
+        .on("acme", Method::PUT, "/api/v1/sync/permissions")
+        .bearer_auth(&a.token)
+        .json(&json!([{ "role": "Read Only", "model": "users", "can_pull": false, "can_push": false }]))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 200);
+    let (s, _) = reader.post("/api/v1/sync/pull", pull.clone()).await;
+    assert_eq!(s, 403, "revoked rules");
+
+    // The reader's standing, cached by a request, then the account disabled.
+    let (s, _) = reader
+        .post("/api/v1/sync/pull", json!({ "models": ["clients"] }))
+        .await;
+    assert_eq!(s, 200);
+    let res = app
+        .on("acme", Method::GET, &format!("/api/v1/users/{reader_id}"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("get");
+    let version = res.json::<Value>().await.expect("user")["version"].clone();
+    let res = app
+        .on("acme", Method::PATCH, &format!("/api/v1/users/{reader_id}"))
+        .bearer_auth(&a.token)
+        .json(&json!({ "is_active": false, "version": version }))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(res.status(), 200);
+    let (s, _) = reader
+        .post("/api/v1/sync/pull", json!({ "models": ["clients"] }))
+        .await;
+    assert_eq!(s, 401, "a disabled account");
+}

@@ -63,3 +63,116 @@ async fn a_missing_schema_is_an_error_not_a_fall_through() {
     let err = TenantTx::begin(&db.db, &t).await.err().expect("must fail");
     assert!(matches!(err, Error::SchemaMissing(_)), "{err}");
 }
+
+/// Commits `sql` in a transaction of `tenant`'s, inside `hook`'s scope.
+async fn commit_in_scope(db: &TestDb, tenant: &tenancy::Tenant, sql: &str, commit: bool) {
+    let tx = TenantTx::begin(&db.db, tenant).await.expect("begin");
+    tx.conn().execute_unprepared(sql).await.expect("write");
+    if commit {
+        tx.commit().await.expect("commit");
+    } else {
+        tx.rollback().await.expect("rollback");
+    }
+}
+
+#[tokio::test]
+async fn a_commit_tells_the_writing_server_what_it_changed() {
+    use std::sync::{Arc, Mutex};
+    use tenancy::scope::{Changed, OnCommit, on_commit};
+
+    let db = TestDb::new(2).await;
+    let tenant = db.create_tenant("acme").await;
+    let schema = tenant.schema().as_str().to_owned();
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    commit_in_scope(
+        &db,
+        &tenant,
+        &format!(
+            "INSERT INTO users (id, email, full_name) VALUES \
+             ('{a}', 'a@acme.test', 'A'), ('{b}', 'b@acme.test', 'B')"
+        ),
+        true,
+    )
+    .await;
+    let seen: Arc<Mutex<Vec<(String, Changed)>>> = Arc::default();
+    let hook: OnCommit = {
+        let seen = Arc::clone(&seen);
+        Arc::new(move |s, c| {
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((s.as_str().to_owned(), c.clone()))
+        })
+    };
+    let grant = |user: uuid::Uuid| {
+        format!(
+            "INSERT INTO user_roles (user_id, role_id) \
+             SELECT '{user}', id FROM roles WHERE name = 'Sales'"
+        )
+    };
+    let mut told = Vec::new();
+    on_commit(hook, async {
+        // A read, and a write of nothing servers keep: not told.
+        commit_in_scope(&db, &tenant, "SELECT 1", true).await;
+        commit_in_scope(
+            &db,
+            &tenant,
+            "UPDATE users SET full_name = 'Ann' WHERE id IS NULL",
+            true,
+        )
+        .await;
+        told.push(seen.lock().map(|s| s.len()).unwrap_or(99));
+        // One user's standing, then two users' (`*`).
+        commit_in_scope(&db, &tenant, &grant(a), true).await;
+        commit_in_scope(&db, &tenant, &grant(b), true).await;
+        commit_in_scope(
+            &db,
+            &tenant,
+            &format!("DELETE FROM user_roles WHERE user_id IN ('{a}', '{b}')"),
+            true,
+        )
+        .await;
+        // Rules, and roles (everyone's standing).
+        commit_in_scope(
+            &db,
+            &tenant,
+            "UPDATE sync_permissions SET can_push = can_push",
+            true,
+        )
+        .await;
+        commit_in_scope(&db, &tenant, "UPDATE roles SET name = name", true).await;
+        // Rolled back: nothing to drop.
+        commit_in_scope(&db, &tenant, "UPDATE roles SET name = name", false).await;
+    })
+    .await;
+    // Outside the scope, commits tell no one.
+    commit_in_scope(&db, &tenant, "UPDATE roles SET name = name", true).await;
+
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let standing = |who: &str| Changed {
+        rules: false,
+        standing: Some(who.to_owned()),
+    };
+    assert_eq!(told, vec![0]);
+    assert_eq!(
+        seen,
+        vec![
+            (schema.clone(), standing(&a.to_string())),
+            (schema.clone(), standing(&b.to_string())),
+            (schema.clone(), standing("*")),
+            (
+                schema.clone(),
+                Changed {
+                    rules: true,
+                    standing: None
+                }
+            ),
+            (
+                schema.clone(),
+                Changed {
+                    rules: true,
+                    standing: Some("*".into())
+                }
+            ),
+        ]
+    );
+}
