@@ -70,6 +70,9 @@ pub async fn sign_in(
     password: String,
 ) -> Result<(TokenResponse, Uuid), ApiError> {
     let (email, throttle) = attempt(state, req, tenant.0.id(), email).await?;
+    // The account is read, and the connection let go, before the password
+    // check: that waits for a hashing turn and takes tens of milliseconds,
+    // and a burst of sign-ins would otherwise hold every pooled connection.
     let tx = TenantTx::begin(&state.db, &tenant.0).await?;
     let found = Credentials::find_by_statement(stmt(
         "SELECT id, password_hash, is_active FROM users WHERE lower(email) = $1",
@@ -77,24 +80,35 @@ pub async fn sign_in(
     ))
     .one(tx.conn())
     .await?;
+    tx.rollback().await?;
     let matches = hashing::verify(
         password,
         found.as_ref().and_then(|c| c.password_hash.clone()),
     )
     .await?;
-    let user = match found {
-        Some(c) if matches && c.is_active && c.password_hash.is_some() => c.id,
-        _ => {
-            tx.rollback().await?;
-            return Err(WRONG_CREDENTIALS);
-        }
+    let (user, hash) = match found {
+        Some(Credentials {
+            id,
+            password_hash: Some(hash),
+            is_active: true,
+        }) if matches => (id, hash),
+        _ => return Err(WRONG_CREDENTIALS),
     };
-    tx.conn()
-        .execute_raw(stmt(
-            "UPDATE users SET last_login_at = now() WHERE id = $1",
-            [user.into()],
+    let tx = TenantTx::begin(&state.db, &tenant.0).await?;
+    // Still the password just checked (not changed meanwhile); whether the
+    // account is still active, `tokens_for` reads.
+    let same = tx
+        .conn()
+        .query_one_raw(stmt(
+            "UPDATE users SET last_login_at = now() \
+             WHERE id = $1 AND password_hash = $2 RETURNING id",
+            [user.into(), hash.into()],
         ))
         .await?;
+    if same.is_none() {
+        tx.rollback().await?;
+        return Err(WRONG_CREDENTIALS);
+    }
     let response = tokens_for(state, &tx, tenant.0.id(), user, Uuid::now_v7()).await?;
     tx.commit().await?;
     // After the commit: Redis is not waited on while a connection is held.

@@ -314,6 +314,7 @@ async fn a_burst_of_sign_ins_keeps_the_server_small() {
         &[
             ("STRATA__AUTH__MAX_FAILURES_PER_ADDRESS", "100000"),
             ("STRATA__AUTH__MAX_FAILURES_PER_ACCOUNT", "100000"),
+            ("STRATA__LIMITS__TENANT_CONCURRENCY", "100"),
             ("STRATA__LOG__LEVEL", "error"),
         ],
     )
