@@ -30,9 +30,11 @@ async fn users_and_tenants_are_rate_limited_with_headers() {
     tenant_with_admin(&db, "acme", PASSWORD).await;
     tenant_with_admin(&db, "other", PASSWORD).await;
     let mut s = crate::helpers::settings(&db, 4);
-    s.limits.user_per_minute = 60;
+    // One token a minute: none comes back while the test runs, however
+    // slowly the machine answers.
+    s.limits.user_per_minute = 1;
     s.limits.user_burst = 5;
-    s.limits.tenant_per_minute = 60;
+    s.limits.tenant_per_minute = 1;
     s.limits.tenant_burst = 8;
     let app = spawn_with(&s, true).await;
     // Sign-ins are tenant requests too; two users, one per tenant budget.

@@ -117,6 +117,12 @@ async fn new_assignees_are_notified_and_mark_them_read() {
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
 }
 
+/// How long a test waits for what must arrive. Changes reach the stream
+/// once every older transaction on the server has ended (any database's,
+/// other tests' included), so this is generous; waits for what must not
+/// arrive stay short.
+const WAIT: f64 = 15.0;
+
 /// Reads SSE chunks from `res` until `want` holds of what arrived, or
 /// `secs` pass; what arrived.
 async fn read_until(res: &mut reqwest::Response, secs: f64, want: impl Fn(&str) -> bool) -> String {
@@ -161,7 +167,7 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
             .to_str()
             .is_ok_and(|c| c.starts_with("text/event-stream"))
     );
-    read_until(&mut res, 2.0, |t| t.contains("retry:")).await;
+    read_until(&mut res, WAIT, |t| t.contains("retry:")).await;
     // A write on server B…
     let started = std::time::Instant::now();
     let (s, _) = send(
@@ -174,7 +180,7 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
     .await;
     assert_eq!(s, 201);
     // …reaches the stream on server A within a second.
-    let text = read_until(&mut res, 1.0, |t| t.contains("event: notification")).await;
+    let text = read_until(&mut res, WAIT, |t| t.contains("event: notification")).await;
     assert!(text.contains("event: notification"), "got {text:?}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(1),
@@ -215,7 +221,7 @@ async fn the_live_stream_on_one_server_carries_a_notification_made_on_another() 
         .send()
         .await
         .expect("stream");
-    let text = read_until(&mut res, 3.0, |t| {
+    let text = read_until(&mut res, WAIT, |t| {
         t.matches("event: notification").count() == 2
     })
     .await;
@@ -296,7 +302,7 @@ async fn the_live_stream_carries_the_changes_the_callers_roles_may_read() {
         }
         let mut res = req.send().await.expect("stream");
         assert_eq!(res.status(), 200);
-        read_until(&mut res, 2.0, |t| t.contains("retry:")).await;
+        read_until(&mut res, WAIT, |t| t.contains("retry:")).await;
         res
     };
     let (sal, _) = app.tokens("acme", "sal@acme.test", PASSWORD).await;
@@ -323,7 +329,7 @@ async fn the_live_stream_carries_the_changes_the_callers_roles_may_read() {
             .map(|d| serde_json::from_str(d).expect("json"))
             .collect()
     };
-    let text = read_until(&mut all, 3.0, |t| changes(t).len() >= 2).await;
+    let text = read_until(&mut all, WAIT, |t| changes(t).len() >= 2).await;
     let seen = changes(&text);
     assert_eq!(seen.len(), 2, "{text}");
     assert!(seen.iter().all(|c| {
@@ -334,7 +340,7 @@ async fn the_live_stream_carries_the_changes_the_callers_roles_may_read() {
                 .as_array()
                 .is_some_and(|t| t.contains(&json!("client.created")))
     }));
-    let text = read_until(&mut mine, 3.0, |t| !changes(t).is_empty()).await;
+    let text = read_until(&mut mine, WAIT, |t| !changes(t).is_empty()).await;
     let seen = changes(&text);
     assert_eq!(seen.len(), 1, "{text}");
     assert_eq!(seen[0]["changes"]["name"][1], "Mine", "{text}");
@@ -360,7 +366,7 @@ async fn the_live_stream_carries_the_changes_the_callers_roles_may_read() {
     .await;
     assert_eq!(s, 200, "{body}");
     let mut mine = open(&sal, Some(&last)).await;
-    let text = read_until(&mut mine, 3.0, |t| !changes(t).is_empty()).await;
+    let text = read_until(&mut mine, WAIT, |t| !changes(t).is_empty()).await;
     let seen = changes(&text);
     assert_eq!(seen.len(), 1, "{text}");
     assert_eq!(seen[0]["action"], "update");
@@ -387,7 +393,7 @@ async fn a_change_committed_late_still_reaches_the_stream() {
         .send()
         .await
         .expect("stream");
-    read_until(&mut res, 2.0, |t| t.contains("retry:")).await;
+    read_until(&mut res, WAIT, |t| t.contains("retry:")).await;
     // An operator's SQL takes its journal entry first and commits last.
     let slow = tenancy::TenantTx::begin(&db.db, &tenant)
         .await
@@ -414,7 +420,10 @@ async fn a_change_committed_late_still_reaches_the_stream() {
         "sent before an older transaction ended: {text}"
     );
     slow.commit().await.expect("commit");
-    let text = read_until(&mut res, 3.0, |t| t.contains("Quick") && t.contains("Slow")).await;
+    let text = read_until(&mut res, WAIT, |t| {
+        t.contains("Quick") && t.contains("Slow")
+    })
+    .await;
     assert!(text.contains("Slow") && text.contains("Quick"), "{text}");
     assert!(
         text.find("Slow") < text.find("Quick"),
