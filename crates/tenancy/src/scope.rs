@@ -97,7 +97,9 @@ impl TenantTx {
         let Ok(hook) = ON_COMMIT.try_with(Arc::clone) else {
             return self.txn.commit().await;
         };
-        let changed = noted(&self.txn).await?;
+        // A transaction an error aborted refuses the read and commits as a
+        // rollback: it changed nothing, and the commit reports as before.
+        let changed = noted(&self.txn).await.unwrap_or_default();
         self.txn.commit().await?;
         if changed != Changed::default() {
             hook(&self.schema, &changed);

@@ -142,6 +142,15 @@ async fn a_commit_tells_the_writing_server_what_it_changed() {
         commit_in_scope(&db, &tenant, "UPDATE roles SET name = name", true).await;
         // Rolled back: nothing to drop.
         commit_in_scope(&db, &tenant, "UPDATE roles SET name = name", false).await;
+        // Aborted by an error: the commit is a rollback, reported as
+        // outside a scope, and tells nothing.
+        let tx = TenantTx::begin(&db.db, &tenant).await.expect("begin");
+        tx.conn()
+            .execute_unprepared("UPDATE roles SET name = name")
+            .await
+            .expect("write");
+        assert!(tx.conn().execute_unprepared("SELECT 1/0").await.is_err());
+        tx.commit().await.expect("an aborted transaction ends");
     })
     .await;
     // Outside the scope, commits tell no one.
