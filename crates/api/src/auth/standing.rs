@@ -153,6 +153,13 @@ impl Standings {
         Ok(self.keep(key, generation, standing))
     }
 
+    /// Drops what this server holds of `operator`'s standing, once a change
+    /// to it has committed here: other servers follow by notification, this
+    /// one before it answers.
+    pub fn forget_operator(&self, operator: Uuid) {
+        self.invalidate(&format!("{OPERATORS} {operator}"));
+    }
+
     fn keep(&self, key: Key, generation: u64, standing: Option<Standing>) -> Option<Arc<Standing>> {
         let standing = standing.map(Arc::new);
         self.cache.keep(key, standing.clone(), generation);

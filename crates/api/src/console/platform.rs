@@ -226,6 +226,7 @@ pub async fn sign_out(
     guarded(state, req, Some(form), |s| async move {
         match tenancy::operators::end_session(&state.db, s.operator.id, s.operator.session).await {
             Ok(_) => {
+                state.standings.forget_operator(s.operator.id);
                 let mut res = see_other("/console/sign-in");
                 let _ = res.add_removal_cookie(&session::removal(COOKIE));
                 Ok(res)

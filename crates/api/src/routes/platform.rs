@@ -95,6 +95,7 @@ pub async fn operator_logout(
     operator: Operator,
 ) -> Result<HttpResponse, ApiError> {
     tenancy::operators::end_session(&state.db, operator.id, operator.session).await?;
+    state.standings.forget_operator(operator.id);
     Ok(HttpResponse::NoContent().finish())
 }
 

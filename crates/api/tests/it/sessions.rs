@@ -240,6 +240,55 @@ async fn revocations_survive_a_redis_restart_and_need_no_redis() {
     assert_eq!(me(&three, &second).await, 401);
 }
 
+/// An operator who signs out is refused at once by the server that signed
+/// them out, before any notification: here its listener hears another
+/// database, so none ever arrives.
+#[tokio::test]
+async fn an_operator_signed_out_is_refused_at_once_by_the_same_server() {
+    let db = TestDb::new(2).await;
+    let hash = domain::password::Password::parse(PASSWORD)
+        .expect("password")
+        .hash();
+    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
+        .await
+        .expect("operator");
+    let mut settings = crate::helpers::settings(&db, 2);
+    settings.database.listen_url = Some(
+        std::env::var("STRATA_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    );
+    let app = crate::helpers::spawn_with(&settings, true).await;
+    let res = app
+        .client
+        .post(format!("{}/api/v1/platform/auth/token", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .json(&json!({ "email": "ops@strata.test", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    // Cached by this request.
+    let res = app
+        .get_as("localhost", "/api/v1/platform/tenants", &token)
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .post(format!("{}/api/v1/platform/auth/logout", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), 204);
+    let res = app
+        .get_as("localhost", "/api/v1/platform/tenants", &token)
+        .await;
+    assert_eq!(res.status(), 401, "a signed-out operator's token");
+}
+
 #[tokio::test]
 async fn operator_sessions_can_be_revoked() {
     let db = TestDb::new(2).await;
