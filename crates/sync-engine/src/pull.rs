@@ -17,7 +17,8 @@
 use std::collections::BTreeMap;
 
 use domain::render::{self, Objects};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use futures::TryStreamExt;
+use sea_orm::{ConnectionTrait, DbBackend, Statement, StreamTrait, Value};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -124,7 +125,7 @@ pub struct Page<'a> {
 /// fresh start when `None`); records `device` created count as updated.
 #[allow(clippy::too_many_arguments)] // each is one of the pull's inputs
 pub async fn pull(
-    conn: &impl ConnectionTrait,
+    conn: &(impl ConnectionTrait + StreamTrait),
     tenant: Uuid,
     caller: Uuid,
     perms: &Permissions,
@@ -233,17 +234,24 @@ pub async fn pull(
             table = model.table,
             conds = conditions.join(" AND "),
         );
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(
+        // Rows are rendered as they arrive: PostgreSQL reads the next ones
+        // meanwhile (on another core), and a page is held once, as records.
+        let mut rows = std::pin::pin!(
+            conn.stream_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 &sql,
                 values,
             ))
-            .await?;
-        let fetched = rows.len();
+            .await?
+        );
+        let mut fetched = 0;
         let mut last: Option<(String, Uuid)> = None;
-        // Each row is dropped once its record is taken: a page is held once.
-        for row in rows.into_iter().take(room) {
+        while let Some(row) = rows.try_next().await? {
+            fetched += 1;
+            if fetched > room {
+                // The one row past the page: there is more.
+                continue;
+            }
             let record_id: Uuid = row.try_get_by_index(0)?;
             let txid: String = row.try_get_by_index(1)?;
             let is_new: bool = row.try_get_by_index(2)?;
@@ -302,7 +310,7 @@ pub const MAX_PAGE: usize = 10_000;
 /// A pull for a caller with `perms`; checks the page size, the device
 /// id and the cursor's tenant.
 pub async fn for_caller(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &(impl ConnectionTrait + StreamTrait),
     key: &crate::CursorKey,
     tenant: Uuid,
     user: Uuid,
