@@ -240,6 +240,21 @@ async fn revocations_survive_a_redis_restart_and_need_no_redis() {
     assert_eq!(me(&three, &second).await, 401);
 }
 
+/// An access token of operator `ops@strata.test`, signed in on `app`.
+async fn operator_token(app: &TestApp) -> String {
+    let res = app
+        .client
+        .post(format!("{}/api/v1/platform/auth/token", app.address))
+        .header(reqwest::header::HOST, "localhost")
+        .json(&json!({ "email": "ops@strata.test", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
 /// An operator who signs out is refused at once by the server that signed
 /// them out, before any notification: here its listener hears another
 /// database, so none ever arrives.
@@ -258,17 +273,7 @@ async fn an_operator_signed_out_is_refused_at_once_by_the_same_server() {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     );
     let app = crate::helpers::spawn_with(&settings, true).await;
-    let res = app
-        .client
-        .post(format!("{}/api/v1/platform/auth/token", app.address))
-        .header(reqwest::header::HOST, "localhost")
-        .json(&json!({ "email": "ops@strata.test", "password": PASSWORD }))
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
-    let token = body["access_token"].as_str().expect("token").to_owned();
+    let token = operator_token(&app).await;
     // Cached by this request.
     let res = app
         .get_as("localhost", "/api/v1/platform/tenants", &token)
@@ -302,19 +307,7 @@ async fn operator_sessions_can_be_revoked() {
     let two = spawn_app(&db, 2).await;
     let sign_in = |app: &TestApp| {
         let app = app.clone();
-        async move {
-            let res = app
-                .client
-                .post(format!("{}/api/v1/platform/auth/token", app.address))
-                .header(reqwest::header::HOST, "localhost")
-                .json(&json!({ "email": "ops@strata.test", "password": PASSWORD }))
-                .send()
-                .await
-                .expect("sign in");
-            assert_eq!(res.status(), 200);
-            let body: Value = res.json().await.expect("json");
-            body["access_token"].as_str().expect("token").to_owned()
-        }
+        async move { operator_token(&app).await }
     };
     let tenants = |app: &TestApp, token: String| {
         let app = app.clone();
