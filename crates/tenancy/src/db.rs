@@ -100,6 +100,19 @@ pub fn one_use(db: &DatabaseConnection) -> DatabaseConnection {
     SqlxPostgresConnector::from_sqlx_postgres_pool(once)
 }
 
+/// One connection like `db`'s, kept across uses until the returned
+/// connection is closed: for a run of schema work that shares a backend for
+/// a while and then lets it go (see [`one_use`] for why not for long).
+pub fn one_for_a_while(db: &DatabaseConnection) -> DatabaseConnection {
+    let pool = db.get_postgres_connection_pool();
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with((*pool.connect_options()).clone());
+    SqlxPostgresConnector::from_sqlx_postgres_pool(own)
+}
+
 /// Opens a pool of at most `pool_size` connections to `url`.
 pub async fn connect_url(
     url: &str,
