@@ -47,8 +47,11 @@ impl TestDb {
         let admin = crate::db::connect_url(&admin_url, 1, Duration::from_secs(30))
             .await
             .expect("connect to the test PostgreSQL server");
+        // From template0, which nobody can connect to: copying template1
+        // fails while any session is connected to it, and the database does
+        // not take up whatever was added to template1 on this server.
         admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE template0"))
             .await
             .expect("create test database");
         let url = with_database(&admin_url, &name);
