@@ -89,6 +89,18 @@ pub async fn spawn_with(settings: &Settings, wait: bool) -> TestApp {
     }
 }
 
+/// Settings whose listener hears another database (the test server's
+/// `postgres`), so no change notification ever reaches the server: what it
+/// follows, it follows from its own requests.
+pub fn settings_hearing_nothing(db: &TestDb, pool_size: u32) -> Settings {
+    let mut settings = settings(db, pool_size);
+    settings.database.listen_url = Some(
+        std::env::var("STRATA_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    );
+    settings
+}
+
 pub async fn spawn_app(db: &TestDb, pool_size: u32) -> TestApp {
     spawn_with(&settings(db, pool_size), true).await
 }

@@ -240,6 +240,18 @@ async fn revocations_survive_a_redis_restart_and_need_no_redis() {
     assert_eq!(me(&three, &second).await, 401);
 }
 
+/// A test database with operator `ops@strata.test`.
+async fn with_operator() -> TestDb {
+    let db = TestDb::new(2).await;
+    let hash = domain::password::Password::parse(PASSWORD)
+        .expect("password")
+        .hash();
+    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
+        .await
+        .expect("operator");
+    db
+}
+
 /// An access token of operator `ops@strata.test`, signed in on `app`.
 async fn operator_token(app: &TestApp) -> String {
     let res = app
@@ -260,18 +272,8 @@ async fn operator_token(app: &TestApp) -> String {
 /// database, so none ever arrives.
 #[tokio::test]
 async fn an_operator_signed_out_is_refused_at_once_by_the_same_server() {
-    let db = TestDb::new(2).await;
-    let hash = domain::password::Password::parse(PASSWORD)
-        .expect("password")
-        .hash();
-    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
-        .await
-        .expect("operator");
-    let mut settings = crate::helpers::settings(&db, 2);
-    settings.database.listen_url = Some(
-        std::env::var("STRATA_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-    );
+    let db = with_operator().await;
+    let settings = crate::helpers::settings_hearing_nothing(&db, 2);
     let app = crate::helpers::spawn_with(&settings, true).await;
     let token = operator_token(&app).await;
     // Cached by this request.
@@ -296,13 +298,7 @@ async fn an_operator_signed_out_is_refused_at_once_by_the_same_server() {
 
 #[tokio::test]
 async fn operator_sessions_can_be_revoked() {
-    let db = TestDb::new(2).await;
-    let hash = domain::password::Password::parse(PASSWORD)
-        .expect("password")
-        .hash();
-    tenancy::operators::create(&db.db, "ops@strata.test", &hash)
-        .await
-        .expect("operator");
+    let db = with_operator().await;
     let one = spawn_app(&db, 2).await;
     let two = spawn_app(&db, 2).await;
     let sign_in = |app: &TestApp| {

@@ -1381,11 +1381,7 @@ async fn an_rxdb_replication_starting_over_learns_of_deletions() {
 async fn the_writing_server_follows_its_own_revocations_at_once() {
     let db = TestDb::new(2).await;
     tenant_with_admin(&db, "acme", PASSWORD).await;
-    let mut settings = crate::helpers::settings(&db, 4);
-    settings.database.listen_url = Some(
-        std::env::var("STRATA_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-    );
+    let settings = crate::helpers::settings_hearing_nothing(&db, 4);
     let app = crate::helpers::spawn_with(&settings, true).await;
     let a = admin(&app, "acme").await;
     let (reader, reader_id) = user(&a, "reader", &["Read Only"]).await;
