@@ -21,7 +21,17 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         // `DEALLOCATE ALL` after each one, see deploy/pgbouncer.ini).
         0
     };
-    options.map_sqlx_postgres_opts(move |o| o.statement_cache_capacity(capacity));
+    // Custom plans: a write's statement text is the same for every tenant
+    // (it follows `search_path`), and a generic plan made while a tenant
+    // was small is kept while the tenant grows (until autovacuum's next
+    // ANALYZE). A create's tombstone lookup planned as a scan of a 60-row
+    // change log went on scanning it at 10,000 rows (creates at half
+    // speed, falling); a custom plan sees the table's current size.
+    // PgBouncer drops the option; its unnamed statements are custom anyway.
+    options.map_sqlx_postgres_opts(move |o| {
+        o.statement_cache_capacity(capacity)
+            .options([("plan_cache_mode", "force_custom_plan")])
+    });
     Database::connect(options).await
 }
 

@@ -19,6 +19,7 @@ mod limits;
 mod model;
 mod notifications;
 mod parity;
+mod plans;
 mod platform;
 mod probes;
 mod sessions;
