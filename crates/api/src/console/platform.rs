@@ -260,7 +260,8 @@ pub async fn tenants(state: &AppState, req: &HttpRequest) -> HttpResponse {
             .cloned()
             .collect();
         let set = tenancy::migrate::tenant_migrations();
-        let migrations = match tenancy::migrate::status(&state.db, &shown, &set, tenancy::migrate::Source::Shared).await {
+        let shared = tenancy::migrate::Source::Shared;
+        let migrations = match tenancy::migrate::status(&state.db, &shown, &set, shared).await {
             Ok(m) => m,
             Err(e) => return Err((s, e.into())),
         };

@@ -137,6 +137,19 @@ async fn admin<'a>(app: &'a TestApp, slug: &'a str) -> Client<'a> {
     Client { app, slug, token }
 }
 
+/// Takes pulling and pushing users from the Read Only role, as `admin`.
+async fn revoke_users_for_read_only(admin: &Client<'_>) {
+    let res = admin
+        .app
+        .on(admin.slug, Method::PUT, "/api/v1/sync/permissions")
+        .bearer_auth(&admin.token)
+        .json(&json!([{ "role": "Read Only", "model": "users", "can_pull": false, "can_push": false }]))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 200);
+}
+
 async fn user<'a>(admin: &Client<'a>, name: &str, roles: &[&str]) -> (Client<'a>, String) {
     let email = format!("{name}@{}.test", admin.slug);
     let (status, body) = admin
@@ -499,14 +512,7 @@ async fn permissions_and_row_filters() {
         .await;
     assert_eq!(s, 403);
     // Revoking pull on a model: 403 for that model.
-    let res = app
-        .on("acme", Method::PUT, "/api/v1/sync/permissions")
-        .bearer_auth(&a.token)
-        .json(&json!([{ "role": "Read Only", "model": "users", "can_pull": false, "can_push": false }]))
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(res.status(), 200);
+    revoke_users_for_read_only(&a).await;
     let (s, _) = reader
         .post("/api/v1/sync/pull", json!({ "models": ["users"] }))
         .await;
@@ -1390,14 +1396,7 @@ async fn the_writing_server_follows_its_own_revocations_at_once() {
     let pull = json!({ "models": ["users"] });
     let (s, _) = reader.post("/api/v1/sync/pull", pull.clone()).await;
     assert_eq!(s, 200);
-    let res = app
-        .on("acme", Method::PUT, "/api/v1/sync/permissions")
-        .bearer_auth(&a.token)
-        .json(&json!([{ "role": "Read Only", "model": "users", "can_pull": false, "can_push": false }]))
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(res.status(), 200);
+    revoke_users_for_read_only(&a).await;
     let (s, _) = reader.post("/api/v1/sync/pull", pull.clone()).await;
     assert_eq!(s, 403, "revoked rules");
 
