@@ -1,16 +1,24 @@
 //! Announcements of tenant changes over Redis pub/sub, so every server
 //! process drops its cached view of a tenant at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 /// Publishes "tenant changed" on the deployment's Redis channel.
+///
+/// Clones share a count of the changes made through them, so a cache in the
+/// same process sees its own process's change before the message comes back
+/// from Redis.
 #[derive(Clone)]
 pub struct TenantEvents {
     client: redis::Client,
     channel: String,
-    conn: std::sync::Arc<OnceCell<ConnectionManager>>,
+    conn: Arc<OnceCell<ConnectionManager>>,
+    local_changes: Arc<AtomicU64>,
 }
 
 impl TenantEvents {
@@ -20,6 +28,7 @@ impl TenantEvents {
             client,
             channel: Self::channel_name(prefix),
             conn: Default::default(),
+            local_changes: Default::default(),
         }
     }
 
@@ -45,10 +54,19 @@ impl TenantEvents {
         &self.client
     }
 
-    /// Announces that tenant `id` changed. The change is already committed,
-    /// so a failure here cannot undo it: it is logged, and servers fall back
-    /// to their cache lifetime (they stop caching while Redis is away).
+    /// How many tenant changes were announced through this value or its
+    /// clones, in this process.
+    pub fn local_changes(&self) -> u64 {
+        self.local_changes.load(Ordering::Acquire)
+    }
+
+    /// Announces that tenant `id` changed: at once to this process's
+    /// caches ([`TenantEvents::local_changes`]), then to every process over
+    /// Redis. The change is already committed, so a failure here cannot undo
+    /// it: it is logged, and servers fall back to their cache lifetime (they
+    /// stop caching while Redis is away).
     pub async fn tenant_changed(&self, id: Uuid) {
+        self.local_changes.fetch_add(1, Ordering::AcqRel);
         let message = id.to_string();
         let publish = self.publish(&message);
         match tokio::time::timeout(std::time::Duration::from_secs(2), publish).await {

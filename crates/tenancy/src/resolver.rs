@@ -56,6 +56,10 @@ pub struct Resolver {
     /// True while the invalidation listener is subscribed; the cache is used
     /// only then.
     listening: AtomicBool,
+    /// The registry's count of this process's own tenant changes when the
+    /// cache last caught up with it: a change made here drops the cache
+    /// without waiting for Redis to echo it.
+    local_changes: AtomicU64,
 }
 
 impl Resolver {
@@ -73,6 +77,7 @@ impl Resolver {
             cache: RwLock::default(),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
+            local_changes: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +102,7 @@ impl Resolver {
             HostTarget::Subdomain(slug) => format!("s:{slug}"),
             HostTarget::Custom(host) => format!("h:{host}"),
         };
+        self.catch_up_with_local_changes();
         let cached = match self.cached(&key) {
             Some(hit) => hit,
             None => {
@@ -134,6 +140,7 @@ impl Resolver {
         if !self.listening.load(Ordering::Acquire) {
             return;
         }
+        self.catch_up_with_local_changes();
         if let Ok(mut cache) = self.cache.write() {
             if self.generation.load(Ordering::Acquire) != generation {
                 return;
@@ -148,6 +155,14 @@ impl Resolver {
                     stored: Instant::now(),
                 },
             );
+        }
+    }
+
+    /// Drops the cache if this process changed a tenant since it last looked.
+    fn catch_up_with_local_changes(&self) {
+        let now = self.registry.events().local_changes();
+        if self.local_changes.swap(now, Ordering::AcqRel) != now {
+            self.invalidate_all();
         }
     }
 
