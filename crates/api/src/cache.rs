@@ -112,12 +112,16 @@ pub trait Invalidated: Send + Sync {
 
 /// What a request's own commit changed, applied to `standings` and `rules`
 /// at once, as the notifications the triggers sent will be when they
-/// arrive (same payloads).
+/// arrive (same payloads); a write is noted in `written`.
 pub fn own_commits(
     standings: Arc<crate::auth::standing::Standings>,
     rules: Arc<crate::rules::Rules>,
+    written: Arc<crate::statistics::Written>,
 ) -> tenancy::scope::OnCommit {
     Arc::new(move |schema, changed| {
+        if changed.wrote {
+            written.note(schema);
+        }
         if changed.rules {
             rules.invalidate(schema.as_str());
         }

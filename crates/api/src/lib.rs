@@ -17,6 +17,7 @@ pub mod rules;
 pub mod schema;
 pub mod startup;
 pub mod state;
+pub mod statistics;
 pub mod stream;
 pub mod telemetry;
 pub mod webhooks;

@@ -56,6 +56,7 @@ pub struct Application {
     standing_task: tokio::task::JoinHandle<()>,
     signup_purge_task: tokio::task::JoinHandle<()>,
     spare_task: Option<tokio::task::JoinHandle<()>>,
+    statistics_task: Option<tokio::task::JoinHandle<()>>,
     stop_jobs: tokio::sync::watch::Sender<bool>,
     job_tasks: Vec<tokio::task::JoinHandle<()>>,
     resolver: Arc<Resolver>,
@@ -124,6 +125,14 @@ impl Application {
                 Arc::clone(&rules) as Arc<dyn crate::cache::Invalidated>,
             ],
         );
+        let written = Arc::new(crate::statistics::Written::default());
+        let statistics_task = (settings.database.statistics_refresh_ms > 0).then(|| {
+            crate::statistics::spawn_keeper(
+                db.clone(),
+                Arc::clone(&written),
+                Duration::from_millis(settings.database.statistics_refresh_ms),
+            )
+        });
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
@@ -146,7 +155,11 @@ impl Application {
                 settings.auth.access_ttl_secs,
                 settings.auth.refresh_ttl_secs,
             ),
-            on_commit: crate::cache::own_commits(Arc::clone(&standings), Arc::clone(&rules)),
+            on_commit: crate::cache::own_commits(
+                Arc::clone(&standings),
+                Arc::clone(&rules),
+                Arc::clone(&written),
+            ),
             standings: Arc::clone(&standings),
             rules,
             auth: settings.auth.clone(),
@@ -245,6 +258,7 @@ impl Application {
             standing_task,
             signup_purge_task,
             spare_task,
+            statistics_task,
             stop_jobs,
             job_tasks,
             resolver,
@@ -276,8 +290,11 @@ impl Application {
         self.stream_task.abort();
         self.standing_task.abort();
         self.signup_purge_task.abort();
-        if let Some(t) = &self.spare_task {
-            t.abort();
+        for task in [&self.spare_task, &self.statistics_task]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         // Workers finish the item in hand (its transaction commits or
         // rolls back whole either way).

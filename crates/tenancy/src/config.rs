@@ -58,6 +58,10 @@ fn read_pool_size() -> u32 {
     3
 }
 
+fn statistics_refresh_ms() -> u64 {
+    1000
+}
+
 fn statement_cache() -> usize {
     4000
 }
@@ -92,6 +96,11 @@ pub struct DatabaseSettings {
     /// `plan_cache_mode` of the read pools' connections.
     #[serde(default = "read_plan_cache_mode")]
     pub read_plan_cache_mode: String,
+    /// How often the server refreshes the planner statistics of tenant
+    /// tables it wrote that have outgrown them (ms; 0 leaves them to
+    /// autovacuum). See [`crate::statistics`].
+    #[serde(default = "statistics_refresh_ms")]
+    pub statistics_refresh_ms: u64,
     /// PostgreSQL itself, for `LISTEN` (which a transaction-pooling
     /// PgBouncer cannot carry); `url` when unset.
     #[serde(default)]

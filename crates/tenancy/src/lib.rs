@@ -22,6 +22,7 @@ pub mod scope;
 pub mod slug;
 pub mod spares;
 pub mod sql;
+pub mod statistics;
 pub mod templates;
 pub mod writer;
 

@@ -19,6 +19,8 @@ pub struct Changed {
     pub rules: bool,
     /// Users' standing: one user's id, or `*` for several.
     pub standing: Option<String>,
+    /// The transaction wrote something (it was given a transaction id).
+    pub wrote: bool,
 }
 
 /// Told a tenant's schema and what a transaction changed, once it has
@@ -43,7 +45,8 @@ async fn noted(txn: &DatabaseTransaction) -> Result<Changed, DbErr> {
     let row = txn
         .query_one_raw(stmt(
             "SELECT coalesce(current_setting('strata.rules_changed', true), '') = 'on', \
-                    nullif(current_setting('strata.standing_changed', true), '')",
+                    nullif(current_setting('strata.standing_changed', true), ''), \
+                    txid_current_if_assigned() IS NOT NULL",
             [],
         ))
         .await?;
@@ -51,6 +54,7 @@ async fn noted(txn: &DatabaseTransaction) -> Result<Changed, DbErr> {
         Some(r) => Changed {
             rules: r.try_get_by_index(0)?,
             standing: r.try_get_by_index(1)?,
+            wrote: r.try_get_by_index(2)?,
         },
         None => Changed::default(),
     })

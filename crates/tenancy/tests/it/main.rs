@@ -4,4 +4,5 @@ mod provisioning;
 mod resolution;
 mod scope;
 mod spares;
+mod statistics;
 mod status;

@@ -121,6 +121,14 @@ async fn a_commit_tells_the_writing_server_what_it_changed() {
         )
         .await;
         told.push(seen.lock().map(|s| s.len()).unwrap_or(99));
+        // A write of what servers keep nothing of: told that it wrote.
+        commit_in_scope(
+            &db,
+            &tenant,
+            "INSERT INTO clients (id, name) VALUES (gen_random_uuid(), 'Client')",
+            true,
+        )
+        .await;
         // One user's standing, then two users' (`*`).
         commit_in_scope(&db, &tenant, &grant(a), true).await;
         commit_in_scope(&db, &tenant, &grant(b), true).await;
@@ -160,11 +168,19 @@ async fn a_commit_tells_the_writing_server_what_it_changed() {
     let standing = |who: &str| Changed {
         rules: false,
         standing: Some(who.to_owned()),
+        wrote: true,
     };
     assert_eq!(told, vec![0]);
     assert_eq!(
         seen,
         vec![
+            (
+                schema.clone(),
+                Changed {
+                    wrote: true,
+                    ..Changed::default()
+                }
+            ),
             (schema.clone(), standing(&a.to_string())),
             (schema.clone(), standing(&b.to_string())),
             (schema.clone(), standing("*")),
@@ -172,14 +188,16 @@ async fn a_commit_tells_the_writing_server_what_it_changed() {
                 schema.clone(),
                 Changed {
                     rules: true,
-                    standing: None
+                    standing: None,
+                    wrote: true,
                 }
             ),
             (
                 schema.clone(),
                 Changed {
                     rules: true,
-                    standing: Some("*".into())
+                    standing: Some("*".into()),
+                    wrote: true,
                 }
             ),
         ]
