@@ -87,15 +87,20 @@ async fn scalar(db: &TestDb, sql: &str) -> i64 {
         .expect("number")
 }
 
-/// Private (anonymous) memory of the PostgreSQL backends connected to the
-/// bench database, in MiB: (mean, max). Read from /proc (same machine).
+/// Private (anonymous) memory of the server's PostgreSQL backends (by
+/// their `application_name`; not the benchmark's own), in MiB: (mean,
+/// max). Read from /proc (same machine).
 async fn backend_memory(db: &TestDb) -> (f64, f64) {
     let rows = db
         .db
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            format!(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND backend_type = 'client backend' AND application_name IN ('{}', '{}')",
+                tenancy::db::WRITE_CONNECTIONS,
+                tenancy::db::READ_CONNECTIONS
+            ),
         ))
         .await
         .expect("backends");

@@ -58,6 +58,14 @@ fn read_pool_size() -> u32 {
     3
 }
 
+fn read_connection_max_mib() -> u64 {
+    512
+}
+
+fn read_connection_check_ms() -> u64 {
+    10_000
+}
+
 fn statistics_refresh_ms() -> u64 {
     1000
 }
@@ -96,6 +104,15 @@ pub struct DatabaseSettings {
     /// `plan_cache_mode` of the read pools' connections.
     #[serde(default = "read_plan_cache_mode")]
     pub read_plan_cache_mode: String,
+    /// Backend memory (MiB) past which a read connection is closed when it
+    /// is released instead of going back to its pool; 0 keeps it however
+    /// big. See [`crate::db::ReadPools`].
+    #[serde(default = "read_connection_max_mib")]
+    pub read_connection_max_mib: u64,
+    /// A read pool looks at the backend memory of one connection it gets
+    /// back once in this many milliseconds (0: every one).
+    #[serde(default = "read_connection_check_ms")]
+    pub read_connection_check_ms: u64,
     /// How often the server refreshes the planner statistics of tenant
     /// tables it wrote that have outgrown them (ms; 0 leaves them to
     /// autovacuum). See [`crate::statistics`].

@@ -1,10 +1,21 @@
 //! Connecting to PostgreSQL and Redis.
 
-use sea_orm::sqlx::postgres::PgPoolOptions;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::postgres::{PgConnection, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxPostgresConnector};
 
 use crate::config::DatabaseSettings;
 use crate::registry::Tenant;
+
+/// `application_name` of the server's write connections (and of the
+/// one-use connections made from them), as `pg_stat_activity` shows it.
+pub const WRITE_CONNECTIONS: &str = "strata-server";
+
+/// `application_name` of the server's read pools' connections.
+pub const READ_CONNECTIONS: &str = "strata-server-read";
 
 /// Opens the connection pool described by `settings`.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
@@ -30,6 +41,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     // PgBouncer drops the option; its unnamed statements are custom anyway.
     options.map_sqlx_postgres_opts(move |o| {
         o.statement_cache_capacity(capacity)
+            .application_name(WRITE_CONNECTIONS)
             .options([("plan_cache_mode", "force_custom_plan")])
     });
     Database::connect(options).await
@@ -43,6 +55,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 /// requests spread over many tenants best. Their connections plan generic
 /// plans from a statement's first execution: a plan is made once per
 /// tenant and connection, not five times.
+///
+/// A backend keeps some 300 kB for each tenant it has served, for as long
+/// as it lives; with thousands of tenants that is gigabytes. So once every
+/// `read_connection_check_ms` a pool looks at the memory of a connection
+/// it gets back, and closes it instead when its backend holds more than
+/// `read_connection_max_mib`.
 pub struct ReadPools {
     pools: Vec<DatabaseConnection>,
 }
@@ -61,7 +79,16 @@ impl ReadPools {
             let mode = settings.read_plan_cache_mode.clone();
             options.map_sqlx_postgres_opts(move |o| {
                 o.statement_cache_capacity(capacity)
+                    .application_name(READ_CONNECTIONS)
                     .options([("plan_cache_mode", mode.as_str())])
+            });
+            let recycling = Recycling::new(settings);
+            options.map_sqlx_postgres_pool_opts(move |o| {
+                let recycling = recycling.clone();
+                o.after_release(move |conn, _| {
+                    let recycling = recycling.clone();
+                    Box::pin(async move { recycling.keep(conn).await })
+                })
             });
             pools.push(Database::connect(options).await?);
         }
@@ -89,6 +116,97 @@ impl ReadPools {
             _ => &self.pools[own],
         }
     }
+}
+
+/// Which released read connections go back to their pool.
+#[derive(Clone)]
+struct Recycling {
+    /// 0: no bound, nothing looked at.
+    max_bytes: u64,
+    /// A pool looks at one connection at most this often: adding up a
+    /// backend's memory walks every context it holds (24 ms for a backend
+    /// that served 1,000 tenants).
+    every: Duration,
+    since: Instant,
+    /// When the next look is due, in milliseconds after `since`.
+    next: Arc<AtomicU64>,
+    /// Set once PostgreSQL refused to show the memory: below PostgreSQL 16
+    /// only superusers and members of `pg_read_all_stats` may see it.
+    refused: Arc<AtomicBool>,
+}
+
+impl Recycling {
+    fn new(settings: &DatabaseSettings) -> Self {
+        Self {
+            max_bytes: settings.read_connection_max_mib.saturating_mul(1 << 20),
+            every: Duration::from_millis(settings.read_connection_check_ms),
+            since: Instant::now(),
+            next: Arc::default(),
+            refused: Arc::default(),
+        }
+    }
+
+    /// Whether this release is the one to look at: the first once a look
+    /// is due.
+    fn due(&self) -> bool {
+        if self.max_bytes == 0 || self.refused.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.next.load(Ordering::Acquire);
+        let after = u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX);
+        now >= next
+            && self
+                .next
+                .compare_exchange(
+                    next,
+                    now.saturating_add(after),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    /// Whether `conn` goes back to the pool: not if it is looked at and its
+    /// backend holds more than `max_bytes`.
+    async fn keep(&self, conn: &mut PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
+        if !self.due() {
+            return Ok(true);
+        }
+        let bytes: i64 = match sea_orm::sqlx::query_scalar(
+            "SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts",
+        )
+        .fetch_one(conn)
+        .await
+        {
+            Ok(bytes) => bytes,
+            Err(err) if is_insufficient_privilege(&err) => {
+                if !self.refused.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "read connections are kept however big: the database role may not \
+                         read pg_backend_memory_contexts (grant it pg_read_all_stats)"
+                    );
+                }
+                return Ok(true);
+            }
+            Err(err) => return Err(err),
+        };
+        let keep = u64::try_from(bytes).unwrap_or(0) <= self.max_bytes;
+        if !keep {
+            tracing::debug!(
+                mib = bytes >> 20,
+                "read connection closed: its backend grew too big"
+            );
+        }
+        Ok(keep)
+    }
+}
+
+/// `insufficient_privilege`.
+fn is_insufficient_privilege(err: &sea_orm::sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "42501")
 }
 
 /// A pool like `db`'s whose connections each serve one use and are then

@@ -50,3 +50,45 @@ async fn ready_is_503_without_redis() {
     // The process itself is alive.
     assert_eq!(app.get("localhost", "/health").await.status(), 200);
 }
+
+/// The server's connections say whose they are in `pg_stat_activity`:
+/// writes and reads apart, so an operator (and the tenancy benchmark's
+/// memory figure) can tell them from everyone else's.
+#[tokio::test]
+async fn connections_name_the_server_and_their_pool() {
+    use sea_orm::ConnectionTrait;
+
+    let db = TestDb::new(2).await;
+    crate::helpers::tenant_with_admin(&db, "acme", "correct horse battery").await;
+    let app = spawn_app(&db, 2).await;
+    let (token, _) = app
+        .tokens("acme", "admin@acme.test", "correct horse battery")
+        .await;
+    let list = app
+        .on("acme", reqwest::Method::GET, "/api/v1/clients")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(list.status(), 200);
+    let names: Vec<String> = db
+        .db
+        .query_all_raw(tenancy::stmt(
+            "SELECT DISTINCT application_name FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name LIKE 'strata%' \
+             ORDER BY 1",
+            [],
+        ))
+        .await
+        .expect("activity")
+        .iter()
+        .map(|r| r.try_get_by_index(0).expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            tenancy::db::WRITE_CONNECTIONS,
+            tenancy::db::READ_CONNECTIONS
+        ]
+    );
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the tenancy crate against real PostgreSQL and Redis.
 
 mod provisioning;
+mod read_pools;
 mod resolution;
 mod scope;
 mod spares;
