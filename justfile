@@ -77,7 +77,6 @@ bench-platform:
     export STRATA_TEST_DATABASE_URL="$STRATA_PG_SERVER/postgres" STRATA_TEST_REDIS_URL="$STRATA_REDIS_URL"
     cargo bench --locked -p api --bench platform
 
-# Every benchmark.
 # Console benchmark: the sync-log page over 10,000 log lines, p50/p99 and weight.
 bench-console:
     #!/usr/bin/env bash
@@ -88,6 +87,7 @@ bench-console:
     export SERVER_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/strata-server"
     cargo bench --locked -p api --bench console
 
+# Every benchmark.
 bench: bench-tenancy bench-crud bench-sync bench-platform bench-console
 
 # Stop the throwaway PostgreSQL and Redis that dev/test may have started.
