@@ -314,11 +314,10 @@ fn spawn_spare_keeper(
     names: tenancy::spares::SpareNames,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let migrations = tenancy::migrate::tenant_migrations();
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
+    let migrations = Arc::new(tenancy::migrate::tenant_migrations());
+    tenancy::periodic::every(interval, move || {
+        let (registry, migrations) = (registry.clone(), Arc::clone(&migrations));
+        async move {
             match registry
                 .fill_spares(target as usize, &migrations, names)
                 .await
@@ -337,10 +336,9 @@ fn spawn_signup_purge(
     registry: tenancy::Registry,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
+    tenancy::periodic::every(interval, move || {
+        let registry = registry.clone();
+        async move {
             match registry.purge_unverified().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "removed unverified sign-ups"),

@@ -85,12 +85,10 @@ pub fn spawn_keeper(
     written: Arc<Written>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            for schemas in written.due(Instant::now()).chunks(BATCH) {
+    tenancy::periodic::every(interval, move || {
+        let (db, due) = (db.clone(), written.due(Instant::now()));
+        async move {
+            for schemas in due.chunks(BATCH) {
                 match tenancy::statistics::refresh_grown(&db, schemas, READ_TABLES).await {
                     Ok(tables) if tables.is_empty() => {}
                     Ok(tables) => tracing::debug!(?tables, "statistics refreshed"),

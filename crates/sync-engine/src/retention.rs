@@ -47,38 +47,40 @@ pub fn spawn_purge(
     journal_days: i32,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Ok(tenants) = registry.list().await else {
-                continue;
-            };
-            for tenant in tenants
-                .iter()
-                .filter(|t| t.status() == tenancy::TenantStatus::Active)
-            {
-                let purged = async {
-                    let tx = tenancy::TenantTx::begin(registry.db(), tenant).await?;
-                    let n = purge_tombstones(tx.conn(), retention).await.map_err(|e| {
-                        tenancy::Error::Database(sea_orm::DbErr::Custom(e.to_string()))
-                    })?;
-                    let entries = domain::journal::purge(tx.conn(), journal_days).await?;
-                    tx.commit().await?;
-                    Ok::<(u64, u64), tenancy::Error>((n, entries))
-                }
-                .await;
-                match purged {
-                    Ok((0, 0)) => {}
-                    Ok((n, entries)) => {
-                        tracing::info!(tenant = %tenant.slug(), tombstones = n, journal_entries = entries, "expired tombstones and journal entries purged")
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = %tenant.slug(), error = %e, "tombstone purge failed")
-                    }
-                }
+    tenancy::periodic::every(interval, move || {
+        let registry = registry.clone();
+        async move { purge_every_tenant(&registry, retention, journal_days).await }
+    })
+}
+
+/// One round of the maintenance loop over every active tenant, each in a
+/// transaction of its own; a tenant that fails is logged and skipped.
+async fn purge_every_tenant(registry: &Registry, retention: Duration, journal_days: i32) {
+    let Ok(tenants) = registry.list().await else {
+        return;
+    };
+    for tenant in tenants
+        .iter()
+        .filter(|t| t.status() == tenancy::TenantStatus::Active)
+    {
+        let purged = async {
+            let tx = tenancy::TenantTx::begin(registry.db(), tenant).await?;
+            let n = purge_tombstones(tx.conn(), retention)
+                .await
+                .map_err(|e| tenancy::Error::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+            let entries = domain::journal::purge(tx.conn(), journal_days).await?;
+            tx.commit().await?;
+            Ok::<(u64, u64), tenancy::Error>((n, entries))
+        }
+        .await;
+        match purged {
+            Ok((0, 0)) => {}
+            Ok((n, entries)) => {
+                tracing::info!(tenant = %tenant.slug(), tombstones = n, journal_entries = entries, "expired tombstones and journal entries purged")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.slug(), error = %e, "purging tombstones and journal entries failed")
             }
         }
-    })
+    }
 }

@@ -15,6 +15,7 @@ pub mod host;
 pub mod jobs;
 pub mod migrate;
 pub mod operators;
+pub mod periodic;
 pub mod provision;
 pub mod registry;
 pub mod resolver;

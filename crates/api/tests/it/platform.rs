@@ -496,3 +496,46 @@ async fn an_exported_tenant_imported_over_http_serves_the_api_and_sync() {
     let (s, _) = platform(&app, &ops, Method::DELETE, "/templates/starter", None).await;
     assert_eq!(s, 204);
 }
+
+/// With `tenancy.spare_schemas` set, a server makes that many spares in
+/// the background, a new tenant takes one, and the server makes another.
+#[tokio::test]
+async fn the_server_keeps_its_spare_schemas_ready() {
+    use sea_orm::ConnectionTrait;
+    use std::time::{Duration, Instant};
+
+    let db = TestDb::new(2).await;
+    let mut settings = crate::helpers::settings(&db, 2);
+    settings.tenancy.spare_schemas = 2;
+    settings.tenancy.spare_names = tenancy::spares::SpareNames::Own;
+    let _app = crate::helpers::spawn_with(&settings, true).await;
+    let registry = db.registry();
+    let two_ready = || async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while registry.spare_count().await.expect("spares") < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        registry.spare_count().await.expect("spares")
+    };
+    let schemas = || async {
+        db.db
+            .query_all_raw(tenancy::stmt(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'tenant%'",
+                [],
+            ))
+            .await
+            .expect("schemas")
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).expect("name"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(two_ready().await, 2);
+    let spares = schemas().await;
+    let tenant = tenant_with_admin(&db, "acme", "correct horse battery").await;
+    assert!(
+        spares.contains(&tenant.schema().as_str().to_owned()),
+        "{} is not one of the spares {spares:?}",
+        tenant.schema().as_str()
+    );
+    assert_eq!(two_ready().await, 2, "the server made another");
+}
