@@ -51,11 +51,11 @@ fn read_plan_cache_mode() -> String {
 }
 
 fn read_pools() -> u32 {
-    2
+    8
 }
 
 fn read_pool_size() -> u32 {
-    3
+    4
 }
 
 fn read_connection_max_mib() -> u64 {
@@ -64,6 +64,10 @@ fn read_connection_max_mib() -> u64 {
 
 fn read_connection_check_ms() -> u64 {
     10_000
+}
+
+fn read_pool_spill() -> bool {
+    false
 }
 
 fn statistics_refresh_ms() -> u64 {
@@ -94,8 +98,8 @@ pub struct DatabaseSettings {
     /// Prepared statements each connection keeps.
     #[serde(default = "statement_cache")]
     pub statement_cache: usize,
-    /// Pools for reads that name a tenant's schema; each tenant tends to
-    /// one of them (see [`crate::db::ReadPools`]).
+    /// Pools for reads that name a tenant's schema; each tenant's reads go
+    /// to one of them (see [`crate::db::ReadPools`]).
     #[serde(default = "read_pools")]
     pub read_pools: u32,
     /// Connections in each read pool.
@@ -104,6 +108,11 @@ pub struct DatabaseSettings {
     /// `plan_cache_mode` of the read pools' connections.
     #[serde(default = "read_plan_cache_mode")]
     pub read_plan_cache_mode: String,
+    /// Whether a tenant's read goes to another read pool when its own has
+    /// no idle connection left while another has; `false` keeps each
+    /// tenant on its own pool. See [`crate::db::ReadPools`].
+    #[serde(default = "read_pool_spill")]
+    pub read_pool_spill: bool,
     /// Backend memory (MiB) past which a read connection is closed when it
     /// is released instead of going back to its pool; 0 keeps it however
     /// big. See [`crate::db::ReadPools`].

@@ -48,13 +48,18 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 }
 
 /// Pools for reads that name a tenant's schema, apart from the pool for
-/// writes: each tenant tends to one of them, and spills over to another
-/// when its own has no idle connection. A connection keeps the prepared
-/// statements and catalog entries of every tenant it has served; under
-/// load that soon means every tenant, so a few warm connections serve
-/// requests spread over many tenants best. Their connections plan generic
-/// plans from a statement's first execution: a plan is made once per
-/// tenant and connection, not five times.
+/// writes: each tenant's reads go to one of them (its id modulo their
+/// number). A connection keeps the prepared statements, catalog entries and
+/// open files of every tenant it has served, so each backend then holds
+/// only its pool's share of the tenants: requests spread over 1,000
+/// tenants keep their one-tenant rate, where connections that served
+/// every tenant fell to half (a backend keeps at most
+/// `max_files_per_process` files open, 1,000 by default, and a stats
+/// request reads seven tables). With `read_pool_spill` a read goes to
+/// another pool when its own has no idle connection left while another
+/// has; under load that soon makes every connection serve every tenant.
+/// The connections plan generic plans from a statement's first execution:
+/// a plan is made once per tenant and connection, not five times.
 ///
 /// A backend keeps some 300 kB for each tenant it has served, for as long
 /// as it lives; with thousands of tenants that is gigabytes. So once every
@@ -63,6 +68,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 /// `read_connection_max_mib`.
 pub struct ReadPools {
     pools: Vec<DatabaseConnection>,
+    spill: bool,
 }
 
 impl ReadPools {
@@ -92,13 +98,19 @@ impl ReadPools {
             });
             pools.push(Database::connect(options).await?);
         }
-        Ok(Self { pools })
+        Ok(Self {
+            pools,
+            spill: settings.read_pool_spill,
+        })
     }
 
     /// The pool for `tenant`: its own, unless that one has no idle
-    /// connection left while another has.
+    /// connection left while another has and `read_pool_spill` is set.
     pub fn for_tenant(&self, tenant: &Tenant) -> &DatabaseConnection {
         let own = (tenant.id().as_u128() % self.pools.len() as u128) as usize;
+        if !self.spill {
+            return &self.pools[own];
+        }
         let idle = |db: &DatabaseConnection| {
             let pool = db.get_postgres_connection_pool();
             (

@@ -17,6 +17,7 @@ fn settings(db: &TestDb, max_mib: u64, every_ms: u64) -> DatabaseSettings {
         read_pools: 1,
         read_pool_size: 1,
         read_plan_cache_mode: "force_generic_plan".into(),
+        read_pool_spill: false,
         read_connection_max_mib: max_mib,
         read_connection_check_ms: every_ms,
         statistics_refresh_ms: 0,
@@ -100,4 +101,66 @@ async fn a_role_that_may_not_see_backend_memory_keeps_its_read_connections() {
     sql(format!("DROP OWNED BY {role}")).await;
     sql(format!("DROP ROLE {role}")).await;
     assert_eq!(distinct(&pids), 1, "{pids:?}");
+}
+
+/// The backends of two reads of `tenant` made at once, each holding its
+/// connection for a moment, after a read of `other` has left a connection
+/// idle in its pool.
+async fn two_at_once(
+    pools: &ReadPools,
+    tenant: &tenancy::Tenant,
+    other: &tenancy::Tenant,
+) -> [i32; 2] {
+    let pid = |t: &tenancy::Tenant, sql: &'static str| {
+        let db = pools.for_tenant(t);
+        async move {
+            let row = db
+                .query_one_raw(tenancy::stmt(sql, []))
+                .await
+                .expect("read")
+                .expect("a row");
+            row.try_get_by_index::<i32>(0).expect("pid")
+        }
+    };
+    pid(other, "SELECT pg_backend_pid()").await;
+    let slow = "SELECT pg_backend_pid() FROM pg_sleep(0.3)";
+    let first = pid(tenant, slow);
+    // The second read is routed once the first holds its pool's connection.
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        pid(tenant, slow).await
+    };
+    let (a, b) = tokio::join!(first, second);
+    [a, b]
+}
+
+#[tokio::test]
+async fn a_tenant_s_reads_stay_on_its_own_pool_unless_spilling_is_on() {
+    let db = TestDb::new(2).await;
+    // Two tenants whose reads belong to different pools of two.
+    let tenant = db.create_tenant("acme").await;
+    let mut other = db.create_tenant("bravo").await;
+    for slug in ["charlie", "delta", "echo", "foxtrot", "golf", "hotel"] {
+        if other.id().as_u128() % 2 != tenant.id().as_u128() % 2 {
+            break;
+        }
+        other = db.create_tenant(slug).await;
+    }
+    assert_ne!(other.id().as_u128() % 2, tenant.id().as_u128() % 2);
+    let mut strict = settings(&db, 0, 0);
+    strict.read_pools = 2;
+    strict.read_pool_spill = false;
+    let pools = ReadPools::connect(&strict).await.expect("pools");
+    let [a, b] = two_at_once(&pools, &tenant, &other).await;
+    assert_eq!(a, b, "the second read waited for its own pool's connection");
+    let spilling = DatabaseSettings {
+        read_pool_spill: true,
+        ..strict
+    };
+    let pools = ReadPools::connect(&spilling).await.expect("pools");
+    let [a, b] = two_at_once(&pools, &tenant, &other).await;
+    assert_ne!(
+        a, b,
+        "the second read took the other pool's idle connection"
+    );
 }
