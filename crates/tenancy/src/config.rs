@@ -59,7 +59,7 @@ fn read_pool_size() -> u32 {
 }
 
 fn read_connection_max_mib() -> u64 {
-    512
+    256
 }
 
 fn read_connection_check_ms() -> u64 {
