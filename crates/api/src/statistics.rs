@@ -10,10 +10,8 @@ use sea_orm::DatabaseConnection;
 use tenancy::SchemaName;
 
 /// The tables the read pools plan reads of (`routes::records` lists and
-/// single records, `routes::tenant::record_counts`).
-pub const READ_TABLES: &[&str] = &[
-    "users", "roles", "branches", "clients", "contacts", "tasks", "notes",
-];
+/// single records read some of them, `routes::tenant::record_counts` all).
+pub const READ_TABLES: &[&str] = &crate::routes::tenant::COUNTED;
 
 /// How long after a schema was last looked at it is looked at again while
 /// it is being written, and how long after its last write it is looked at

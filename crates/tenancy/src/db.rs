@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sea_orm::sqlx::postgres::{PgConnection, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxPostgresConnector};
@@ -135,10 +135,10 @@ impl ReadPools {
 struct Recycling {
     /// 0: no bound, nothing looked at.
     max_bytes: u64,
-    /// A pool looks at one connection at most this often: adding up a
-    /// backend's memory walks every context it holds (24 ms for a backend
-    /// that served 1,000 tenants).
-    every: Duration,
+    /// A pool looks at one connection at most once in this many
+    /// milliseconds: adding up a backend's memory walks every context it
+    /// holds (24 ms for a backend that served 1,000 tenants).
+    every_ms: u64,
     since: Instant,
     /// When the next look is due, in milliseconds after `since`.
     next: Arc<AtomicU64>,
@@ -151,7 +151,7 @@ impl Recycling {
     fn new(settings: &DatabaseSettings) -> Self {
         Self {
             max_bytes: settings.read_connection_max_mib.saturating_mul(1 << 20),
-            every: Duration::from_millis(settings.read_connection_check_ms),
+            every_ms: settings.read_connection_check_ms,
             since: Instant::now(),
             next: Arc::default(),
             refused: Arc::default(),
@@ -166,13 +166,12 @@ impl Recycling {
         }
         let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
         let next = self.next.load(Ordering::Acquire);
-        let after = u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX);
         now >= next
             && self
                 .next
                 .compare_exchange(
                     next,
-                    now.saturating_add(after),
+                    now.saturating_add(self.every_ms),
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 )
@@ -216,9 +215,7 @@ impl Recycling {
 
 /// `insufficient_privilege`.
 fn is_insufficient_privilege(err: &sea_orm::sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "42501")
+    crate::error::sqlx_sqlstate(err).as_deref() == Some("42501")
 }
 
 /// A pool like `db`'s whose connections each serve one use and are then

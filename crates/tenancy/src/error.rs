@@ -78,17 +78,19 @@ pub fn parse_slug(input: &str) -> Result<Slug, Error> {
 
 /// The SQLSTATE of a database error, if the server sent one.
 pub fn sqlstate(err: &DbErr) -> Option<String> {
-    let runtime = match err {
-        DbErr::Exec(e) | DbErr::Query(e) | DbErr::Conn(e) => e,
-        _ => return None,
-    };
-    match runtime {
-        sea_orm::RuntimeErr::SqlxError(e) => match e.as_ref() {
-            sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-            _ => None,
-        },
+    match err {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => sqlx_sqlstate(e),
         _ => None,
     }
+}
+
+/// The SQLSTATE of an sqlx error, if the server sent one.
+pub fn sqlx_sqlstate(err: &sea_orm::sqlx::Error) -> Option<String> {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .map(|c| c.into_owned())
 }
 
 /// True if `err` is PostgreSQL's unique_violation (23505) or

@@ -85,8 +85,8 @@ pub struct Stats {
     tables: BTreeMap<&'static str, i64>,
 }
 
-/// The tables the stats count.
-const COUNTED: [&str; 7] = [
+/// The tables the stats count: every table the read pools read.
+pub const COUNTED: [&str; 7] = [
     "users", "roles", "branches", "clients", "contacts", "tasks", "notes",
 ];
 
